@@ -1,0 +1,95 @@
+"""DRF authentication: `Authorization: Bearer dmt_...` tokens and portal sessions.
+
+Both put a TenantContext in `request.auth`: which tenant the call acts for and the caller's role.
+"""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    get_authorization_header,
+)
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.throttling import BaseThrottle
+
+from accounts.context import TenantContext
+from accounts.models import ApiToken, Membership, User
+from accounts.services import SESSION_TENANT_KEY
+from accounts.tokens import TOKEN_PREFIX, hash_token
+
+# Writing last_used_at on every request would turn each read into a write; a minute is
+# precise enough to tell a person whether a token is still in use.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def request_ip(request) -> str | None:
+    """The client address, honouring NUM_PROXIES like DRF's throttles do."""
+    return BaseThrottle().get_ident(request) or None
+
+
+def context_for_token(plaintext: str, ip: str | None = None) -> TenantContext | None:
+    """The tenant context of a live token, or None when it is unknown, revoked or expired."""
+    if not plaintext.startswith(TOKEN_PREFIX):
+        return None
+    token = (
+        ApiToken.objects.active()
+        .filter(token_hash=hash_token(plaintext), user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    membership = (
+        Membership.objects.select_related("tenant", "user")
+        .filter(user_id=token.user_id, tenant_id=token.tenant_id)
+        .first()
+    )
+    if membership is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return TenantContext(membership=membership, token=token, ip=ip)
+
+
+def context_for_session_user(user: User, tenant_id: int | None, ip: str | None = None):
+    """The membership a portal session acts as: the tenant chosen at login, else the first."""
+    memberships = Membership.objects.select_related("tenant", "user").filter(user=user)
+    membership = (tenant_id and memberships.filter(tenant_id=tenant_id).first()) or (
+        memberships.first()
+    )
+    return TenantContext(membership=membership, ip=ip) if membership else None
+
+
+class ApiTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer dmt_...`."""
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != b"bearer":
+            return None
+        if len(header) != 2:
+            raise AuthenticationFailed(
+                "Send exactly one token: 'Authorization: Bearer dmt_...'.", code="invalid_token"
+            )
+        plaintext = header[1].decode("ascii", errors="replace")
+        context = context_for_token(plaintext, request_ip(request))
+        if context is None:
+            raise AuthenticationFailed("Invalid, expired or revoked token.", code="invalid_token")
+        return context.user, context
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class TenantSessionAuthentication(SessionAuthentication):
+    """The portal's session cookie (CSRF enforced on unsafe methods)."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user = result[0]
+        tenant_id = request._request.session.get(SESSION_TENANT_KEY)
+        return user, context_for_session_user(user, tenant_id, request_ip(request))

@@ -1,0 +1,1 @@
+# Plans, the credit ledger and metering arrive with issue #7 ([E] Billing).

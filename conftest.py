@@ -1,0 +1,87 @@
+"""Fixtures shared by every app's tests. Tests run against the real Postgres and Redis."""
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.models import Membership, Tenant, User
+from accounts.tests.factories import make_account
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine:
+        raise pytest.UsageError(
+            "The tests run against PostgreSQL: use `make test`, or set DATABASE_URL "
+            "(and REDIS_URL) to real servers."
+        )
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request, settings):
+    # bcrypt at cost 12 takes ~0.25 s per hash; tests that are about hashing opt back in.
+    if request.node.get_closest_marker("real_password_hashing") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Throttle counters and liveness marks live in Redis: each test starts without them."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@dataclass
+class Account:
+    """A user acting for one tenant, with an API client that sends their token."""
+
+    user: User
+    tenant: Tenant
+    membership: Membership
+    token: str
+    client: APIClient
+
+
+def _account(role: str = Membership.Role.OWNER, tenant: Tenant | None = None) -> Account:
+    user, tenant, membership, token = make_account(role=role, tenant=tenant)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return Account(user, tenant, membership, token, client)
+
+
+@pytest.fixture
+def account_factory(db):
+    """Call with role= and tenant= to get more accounts."""
+    return _account
+
+
+@pytest.fixture
+def owner(account_factory) -> Account:
+    return account_factory()
+
+
+@pytest.fixture
+def two_tenants(account_factory) -> tuple[Account, Account]:
+    """Owners of two different organisations: A and B."""
+    return account_factory(), account_factory()
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def test_database_url(transactional_db) -> str:
+    """DATABASE_URL of the test database, for processes the test starts (worker, beat)."""
+    parameters = connection.settings_dict
+    return (
+        f"postgres://{parameters['USER']}@{parameters['HOST'] or '127.0.0.1'}:"
+        f"{parameters['PORT'] or 5432}/{parameters['NAME']}"
+    )

@@ -1,0 +1,13 @@
+"""The Celery app. Schedules live in django-celery-beat's tables (editable in the admin)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dumont.settings")
+
+app = Celery("dumont")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+# dumont/ is the project package, not an installed app: name its task modules explicitly.
+app.conf.imports = ("dumont.health",)

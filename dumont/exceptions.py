@@ -1,0 +1,19 @@
+"""Base of every app's domain errors (Django- and DRF-free, so any layer may raise them)."""
+
+
+class DumontError(Exception):
+    """Base of every app's domain errors; the API handler turns it into JSON with `code`."""
+
+    code = "error"
+    status_code = 400
+    default_detail = "The request could not be completed."
+
+    def __init__(self, detail: str | None = None):
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class NotFound(DumontError):
+    code = "not_found"
+    status_code = 404
+    default_detail = "Not found."

@@ -1,0 +1,26 @@
+"""Live push: one Channels group per tenant, reachable from the web process or a worker."""
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+EVENT_MESSAGE_TYPE = "tenant.event"  # handled by TenantConsumer.tenant_event
+
+
+def tenant_group(tenant_id: int) -> str:
+    return f"tenant-{tenant_id}"
+
+
+def _message(event: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": EVENT_MESSAGE_TYPE, "event": event, "data": data}
+
+
+def push_to_tenant(tenant_id: int, event: str, data: dict[str, Any]) -> None:
+    """Send `event` to every websocket of the tenant (from sync code: views, services, tasks)."""
+    async_to_sync(get_channel_layer().group_send)(tenant_group(tenant_id), _message(event, data))
+
+
+async def apush_to_tenant(tenant_id: int, event: str, data: dict[str, Any]) -> None:
+    """push_to_tenant for async code."""
+    await get_channel_layer().group_send(tenant_group(tenant_id), _message(event, data))

@@ -1,0 +1,89 @@
+"""`manage.py launch` (what `make run` runs): the whole system in one terminal.
+
+Starts the embedded Redis (unless REDIS_URL is set), migrates, seeds the demo tenant, then runs
+web (uvicorn, ASGI), a Celery worker and beat under honcho; Ctrl-C stops them all.
+"""
+
+import os
+import shlex
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from honcho.manager import Manager
+from honcho.printer import Printer
+
+from dumont.embedded_redis import EmbeddedRedisError, start_embedded_redis, stop_embedded_redis
+
+
+def _python(*arguments: str) -> str:
+    return shlex.join([sys.executable, *arguments])
+
+
+class Command(BaseCommand):
+    help = "Run web, worker and beat (and the embedded Redis) until Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--worker-concurrency", type=int, default=2)
+
+    def handle(self, *args, host: str, port: int, worker_concurrency: int, **options):
+        home = settings.DUMONT_HOME
+        redis_process = None
+        if settings.IS_EMBEDDED_REDIS:
+            try:
+                redis_process = start_embedded_redis(home, settings.EMBEDDED_REDIS_SOCKET)
+            except EmbeddedRedisError as error:
+                raise CommandError(str(error)) from error
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("collectstatic", interactive=False, verbosity=0)
+            call_command("seed_demo", base_url=f"http://{host}:{port}")
+            return_code = self._run_processes(host, port, worker_concurrency)
+        finally:
+            if redis_process is not None:
+                stop_embedded_redis(redis_process)
+        if return_code:
+            raise CommandError(f"a process stopped with exit code {return_code}")
+
+    def _run_processes(self, host: str, port: int, worker_concurrency: int) -> int:
+        env = dict(os.environ, DUMONT_HOME=str(settings.DUMONT_HOME), PYTHONUNBUFFERED="1")
+        manager = Manager(Printer(sys.stdout, width=6))
+        manager.add_process(
+            "web",
+            _python(
+                "-m",
+                "uvicorn",
+                "dumont.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--no-access-log",
+            ),
+            env=env,
+        )
+        manager.add_process(
+            "worker",
+            _python(
+                "-m",
+                "celery",
+                "-A",
+                "dumont",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(worker_concurrency),
+                "--hostname",
+                "worker@%h",
+            ),
+            env=env,
+        )
+        manager.add_process(
+            "beat", _python("-m", "celery", "-A", "dumont", "beat", "--loglevel", "INFO"), env=env
+        )
+        manager.loop()
+        return manager.returncode or 0

@@ -1,0 +1,1 @@
+# Snapshots and the engine arrive with issue #5 ([C] Snapshots).
