@@ -1,8 +1,12 @@
 """Fixtures shared by every app's tests. Tests run against the real Postgres and Redis."""
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
@@ -84,4 +88,44 @@ def test_database_url(transactional_db) -> str:
     return (
         f"postgres://{parameters['USER']}@{parameters['HOST'] or '127.0.0.1'}:"
         f"{parameters['PORT'] or 5432}/{parameters['NAME']}"
+    )
+
+
+@pytest.fixture
+def start_process():
+    """Start a real process of ours (celery worker, beat, ...); all are stopped after the test."""
+    processes: list[subprocess.Popen] = []
+
+    def start(*arguments: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, *arguments],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def celery_arguments(*extra: str) -> list[str]:
+    return ["-m", "celery", "-A", "dumont", *extra, "--loglevel", "WARNING"]
+
+
+def worker_arguments(*includes: str) -> list[str]:
+    """A light worker process: one slot, no cluster chatter, extra task modules included."""
+    include = ["--include", ",".join(includes)] if includes else []
+    return celery_arguments(
+        "worker", "--pool", "solo", "--without-mingle", "--without-gossip", *include
     )

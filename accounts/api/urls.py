@@ -4,7 +4,6 @@ from rest_framework.routers import SimpleRouter
 from accounts.api import views
 
 router = SimpleRouter(trailing_slash=False)
-router.trailing_slash = "/?"  # accept /api/tokens and /api/tokens/
 router.register("tokens", views.ApiTokenViewSet, basename="token")
 router.register("ssh-keys", views.SshKeyViewSet, basename="ssh-key")
 router.register("members", views.MemberViewSet, basename="member")

@@ -86,4 +86,5 @@ class Command(BaseCommand):
             "beat", _python("-m", "celery", "-A", "dumont", "beat", "--loglevel", "INFO"), env=env
         )
         manager.loop()
-        return manager.returncode or 0
+        # Ctrl-C (130) and SIGTERM (143) are how a person stops the system: not a failure.
+        return 0 if manager.returncode in (None, 130, 143) else manager.returncode

@@ -1,0 +1,58 @@
+"""GET /api/health tells whether the database, broker, a worker and beat are alive."""
+
+import time
+
+import pytest
+
+from conftest import celery_arguments, worker_arguments
+
+HEALTH = "/api/health"
+
+
+def _wait_for_health(client, timeout_seconds: float = 60):
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        response = client.get(HEALTH)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.5)
+
+
+@pytest.mark.django_db
+def test_health_is_503_and_names_worker_and_beat_when_neither_runs(anonymous):
+    response = anonymous.get(HEALTH)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing"
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["broker"]["status"] == "ok"
+    assert body["checks"]["worker"]["status"] == "failing"
+    assert body["checks"]["beat"]["status"] == "failing"
+
+
+def test_health_is_ok_once_a_real_worker_and_beat_run(anonymous, start_process, test_database_url):
+    database = {"DATABASE_URL": test_database_url}
+    start_process(*worker_arguments(), env=database)
+    start_process(*celery_arguments("beat"), env=database)
+
+    response = _wait_for_health(anonymous)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert set(response.json()["checks"]) == {"database", "broker", "worker", "beat"}
+
+
+def test_beat_without_a_worker_is_reported_as_a_failing_worker(
+    anonymous, start_process, test_database_url
+):
+    start_process(*celery_arguments("beat"), env={"DATABASE_URL": test_database_url})
+    deadline = time.monotonic() + 30
+    while anonymous.get(HEALTH).json()["checks"]["beat"]["status"] != "ok":
+        assert time.monotonic() < deadline, "beat never reported liveness"
+        time.sleep(0.5)
+
+    body = anonymous.get(HEALTH).json()
+
+    assert body["checks"]["worker"]["status"] == "failing"
+    assert body["status"] == "failing"
