@@ -1,6 +1,7 @@
 """One error shape for the whole API: {"code": "...", "detail": "..."} (+ "errors" per field)."""
 
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -41,6 +42,11 @@ def api_exception_handler(exc, context):
     """DRF EXCEPTION_HANDLER: every error becomes {"code", "detail"} with a stable code."""
     if isinstance(exc, DumontError):
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code)
+    # Django's own Http404 and PermissionDenied (get_object_or_404, ...) get DRF's codes.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -89,12 +89,6 @@ class SshKeySerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(str(error), code=error.code) from error
 
 
-class SshKeyUpdateSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = SshKey
-        fields = ["name"]
-
-
 class MemberSerializer(serializers.ModelSerializer):
     email = serializers.EmailField(source="user.email", max_length=254)
 

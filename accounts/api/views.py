@@ -131,10 +131,8 @@ class SshKeyViewSet(
     queryset = SshKey.objects.all()
     serializer_class = serializers.SshKeySerializer
 
-    def get_serializer_class(self):
-        if self.action in ("update", "partial_update"):
-            return serializers.SshKeyUpdateSerializer
-        return serializers.SshKeySerializer
+    # Only the name changes (PATCH); a different key is a new key, so PUT is not offered.
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def create(self, request, *args, **kwargs):
         form = self.get_serializer(data=request.data)
@@ -143,15 +141,6 @@ class SshKeyViewSet(
             self.context, form.validated_data["name"], form.validated_data["public_key"]
         )
         return Response(serializers.SshKeySerializer(key).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(responses=serializers.SshKeySerializer)
-    def update(self, request, *args, **kwargs):
-        super().update(request, *args, **kwargs)
-        return Response(serializers.SshKeySerializer(self.get_object()).data)
-
-    @extend_schema(responses=serializers.SshKeySerializer)
-    def partial_update(self, request, *args, **kwargs):
-        return super().partial_update(request, *args, **kwargs)
 
     def destroy(self, request, *args, **kwargs):
         services.remove_ssh_key(self.context, self.get_object())
@@ -170,6 +159,7 @@ class MemberViewSet(
 
     queryset = Membership.objects.select_related("user")
     serializer_class = serializers.MemberSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
@@ -187,17 +177,12 @@ class MemberViewSet(
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=serializers.MemberSerializer)
-    def update(self, request, *args, **kwargs):
+    def partial_update(self, request, *args, **kwargs):
+        membership = self.get_object()
         form = serializers.MemberUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        membership = services.change_role(
-            self.context, self.get_object(), form.validated_data["role"]
-        )
+        membership = services.change_role(self.context, membership, form.validated_data["role"])
         return Response(serializers.MemberSerializer(membership).data)
-
-    @extend_schema(responses=serializers.MemberSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        return self.update(request, *args, **kwargs)
 
     def destroy(self, request, *args, **kwargs):
         services.remove_member(self.context, self.get_object())

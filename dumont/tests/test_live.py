@@ -69,7 +69,7 @@ async def test_a_token_in_the_query_string_also_authenticates(owner):
 
 
 async def test_a_socket_without_credentials_is_refused():
-    is_connected, close_code = await _socket().connect(timeout=5)
+    is_connected, _ = await _socket().connect(timeout=5)
 
     assert not is_connected
 

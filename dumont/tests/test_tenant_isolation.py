@@ -1,0 +1,180 @@
+"""Tenant isolation, the first security rule: walk EVERY /api/ route as tenant B.
+
+Routes are enumerated from Django's resolver, so a new route fails
+`test_every_api_route_is_covered` until it gets a case in ROUTES below. For each route tenant B
+calls every method it allows, against objects made by tenant A:
+- a detail route answers 404, and A's rows are unchanged;
+- a list or singleton route answers without any of A's data, and A's rows are unchanged;
+- no answer is a 5xx, and no answer contains A's marker (a string unique to A's object).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.db import models
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from accounts.models import ApiToken, AuditLog, Membership, SshKey, TenantSettings
+from accounts.tests.factories import UserFactory
+from conftest import Account
+
+ED25519_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqGZpZ4hDXaFy0qzSs5DhiW1vx2Sh3xZzG8rO7vSbWp alpha@host"
+)
+
+
+@dataclass(frozen=True)
+class Made:
+    """What a case made as tenant A: URL kwargs for detail routes and a marker B must not see."""
+
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    marker: str = ""
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str  # "public", "detail", "list" or "singleton"
+    make: Callable[[Account], Made] | None = None
+    model: type[models.Model] | None = None  # A's rows of it must not change
+    body: dict[str, Any] = field(default_factory=dict)  # what B sends on writes
+
+
+def _make_token(a: Account) -> Made:
+    response = a.client.post("/api/tokens", {"name": "alpha-token-name"}, format="json")
+    return Made({"pk": response.json()["id"]}, "alpha-token-name")
+
+
+def _make_ssh_key(a: Account) -> Made:
+    response = a.client.post(
+        "/api/ssh-keys", {"name": "alpha-key-name", "public_key": ED25519_KEY}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return Made({"pk": response.json()["id"]}, "alpha-key-name")
+
+
+def _make_member(a: Account) -> Made:
+    person = UserFactory(email="alpha-member@example.com")
+    membership = Membership.objects.create(user=person, tenant=a.tenant)
+    return Made({"pk": membership.pk}, "alpha-member@example.com")
+
+
+def _make_audit_entries(a: Account) -> Made:
+    a.client.post("/api/tokens", {"name": "alpha-audited"}, format="json")
+    return Made({}, "alpha-audited")
+
+
+def _make_settings(a: Account) -> Made:
+    response = a.client.patch("/api/settings/standby", {"idle_minutes": 437}, format="json")
+    assert response.status_code == 200
+    return Made({}, "437")
+
+
+def _make_profile(a: Account) -> Made:
+    return Made({}, a.tenant.name)
+
+
+ROUTES: dict[str, Case] = {
+    "health": Case("public"),
+    "auth-signup": Case("public"),
+    "auth-login": Case("public"),
+    "schema": Case("public"),
+    "docs": Case("public"),
+    "auth-logout": Case("singleton", _make_profile),
+    "me": Case("singleton", _make_profile),
+    "standby-settings": Case(
+        "singleton",
+        _make_settings,
+        TenantSettings,
+        body={"auto_hibernate": False, "idle_threshold_percent": 50, "idle_minutes": 60},
+    ),
+    "token-list": Case("list", _make_token, ApiToken, body={"name": "beta"}),
+    "token-detail": Case("detail", _make_token, ApiToken, body={"name": "beta"}),
+    "ssh-key-list": Case("list", _make_ssh_key, SshKey, body={"name": "b", "public_key": ""}),
+    "ssh-key-detail": Case("detail", _make_ssh_key, SshKey, body={"name": "beta"}),
+    "member-list": Case("list", _make_member, Membership, body={"email": "nobody@example.com"}),
+    "member-detail": Case("detail", _make_member, Membership, body={"role": "owner"}),
+    "audit-log-list": Case("list", _make_audit_entries, AuditLog),
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    path: str
+    methods: tuple[str, ...]
+
+
+def _methods_of(callback) -> tuple[str, ...]:
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    allowed = set(getattr(view_class, "http_method_names", ()))
+    if hasattr(callback, "actions"):  # a DRF viewset route: {"get": "list", ...}
+        offered = set(callback.actions)
+    else:
+        offered = {method for method in allowed if hasattr(view_class, method)}
+    return tuple(sorted((offered & allowed) - {"head", "options"}))
+
+
+def _walk(patterns, prefix: str = ""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern
+
+
+def api_routes() -> list[Route]:
+    """Every route under /api/, from Django's own resolver."""
+    routes = []
+    for path, pattern in _walk(get_resolver().url_patterns):
+        if path.lstrip("^").startswith("api/"):
+            routes.append(
+                Route(pattern.name or f"<unnamed {path}>", path, _methods_of(pattern.callback))
+            )
+    return routes
+
+
+def test_every_api_route_is_covered():
+    discovered = {route.name for route in api_routes()}
+
+    missing = discovered - ROUTES.keys()
+    stale = ROUTES.keys() - discovered
+
+    assert not missing, f"add an isolation case to ROUTES for: {sorted(missing)}"
+    assert not stale, f"ROUTES names routes that no longer exist: {sorted(stale)}"
+
+
+def _rows(case: Case, a: Account) -> list[dict]:
+    if case.model is None:
+        return []
+    return list(case.model.objects.for_tenant(a.tenant).order_by("pk").values())
+
+
+def _call(b: Account, method: str, url: str, body: dict):
+    if method in ("get", "delete"):
+        return getattr(b.client, method)(url)
+    return getattr(b.client, method)(url, body, format="json")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", api_routes(), ids=lambda route: route.name)
+def test_tenant_b_cannot_reach_tenant_a_through(route: Route, two_tenants):
+    a, b = two_tenants
+    case = ROUTES.get(route.name)
+    assert case is not None, f"route {route.path} has no isolation case in ROUTES"
+    if case.kind == "public":
+        return
+    made = case.make(a)
+    url = reverse(route.name, kwargs=made.kwargs if case.kind == "detail" else {})
+    before = _rows(case, a)
+
+    responses = {method: _call(b, method, url, case.body) for method in route.methods}
+
+    for method, response in responses.items():
+        assert response.status_code < 500, f"{method.upper()} {url}: {response.status_code}"
+        assert made.marker not in response.content.decode(), f"{method.upper()} {url} leaks A"
+        if case.kind == "detail":
+            assert response.status_code == 404, f"{method.upper()} {url} must be 404"
+            assert response.json()["code"] == "not_found"
+    assert _rows(case, a) == before, f"tenant B changed tenant A's rows through {url}"
