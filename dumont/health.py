@@ -1,5 +1,6 @@
 """Liveness of the processes behind GET /api/health: database, broker, worker and beat."""
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -7,6 +8,8 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+
+logger = logging.getLogger(__name__)
 
 WORKER_KEY = "health:worker-seen-at"
 BEAT_KEY = "health:beat-seen-at"
@@ -23,7 +26,10 @@ class Check:
 
 def record_beat_liveness() -> None:
     """Called by the beat scheduler on every tick."""
-    cache.set(BEAT_KEY, time.time(), timeout=None)
+    try:
+        cache.set(BEAT_KEY, time.time(), timeout=None)
+    except Exception:  # process boundary: a cache outage must not stop beat sending tasks
+        logger.warning("could not record beat liveness", exc_info=True)
 
 
 @shared_task(name="dumont.health.record_worker_liveness", ignore_result=True)
