@@ -8,7 +8,7 @@ for run in $(seq 1 "$runs"); do
   target=$(mktemp -d)
   git clone -q "$repo" "$target/clone"
   start=$(date +%s.%N)
-  make -C "$target/clone" install >/dev/null
+  make -C "$target/clone" install >/dev/null 2>&1
   end=$(date +%s.%N)
   echo "run $run: install_seconds=$(python3 -c "print(round($end - $start, 1))")"
   rm -rf "$target"

@@ -18,12 +18,17 @@ def _me_body(membership: Membership) -> dict:
     return serializers.MeSerializer(membership).data
 
 
-class SignupView(APIView):
-    """Create an account, its organisation and a first API token (shown once)."""
+class AnonymousEntryView(APIView):
+    """Base of the views a caller uses before having credentials: open, throttled per address."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
+
+
+class SignupView(AnonymousEntryView):
+    """Create an account, its organisation and a first API token (shown once)."""
+
     throttle_scope = "signup"
 
     @extend_schema(
@@ -43,12 +48,9 @@ class SignupView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class LoginView(APIView):
+class LoginView(AnonymousEntryView):
     """Start a portal session (cookie) with e-mail and password."""
 
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
 
     @extend_schema(

@@ -108,36 +108,25 @@ def test_launch_serves_the_whole_system_and_stops_on_ctrl_c(embedded_environment
     assert "demo@dumont.local" in (tmp_path / "launch.log").read_text()
 
 
-def test_a_second_launch_on_the_same_home_reuses_the_demo_account(embedded_environment, tmp_path):
-    home = tmp_path / "home"
-    seed = [sys.executable, "manage.py", "seed_demo"]
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"],
+def _manage(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
         cwd=settings.BASE_DIR,
-        env=embedded_environment,
+        env=env,
+        capture_output=True,
+        text=True,
         check=True,
         timeout=120,
     )
 
-    first = subprocess.run(
-        seed,
-        cwd=settings.BASE_DIR,
-        env=embedded_environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+
+def test_a_second_launch_on_the_same_home_reuses_the_demo_account(embedded_environment, tmp_path):
+    home = tmp_path / "home"
+    _manage(embedded_environment, "migrate", "-v0")
+
+    first = _manage(embedded_environment, "seed_demo")
     saved = json.loads((home / "demo.json").read_text())
-    second = subprocess.run(
-        seed,
-        cwd=settings.BASE_DIR,
-        env=embedded_environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    second = _manage(embedded_environment, "seed_demo")
 
     assert json.loads((home / "demo.json").read_text()) == saved
     assert saved["password"] in first.stdout and saved["password"] in second.stdout
