@@ -2,7 +2,7 @@
 
 Each run starts `manage.py launch` in a fresh $DUMONT_HOME (so migrations run from scratch),
 times the wait until GET /api/health answers 200, then times sequential GET /api/me calls with the
-demo token. Run: `.venv/bin/python bench/embedded_startup.py [--runs 5] [--requests 300]`.
+demo token. Run: `.venv/bin/python bench/embedded_startup.py [--runs 5] [--requests 300] [--home DIR]`.
 """
 
 import argparse
@@ -49,8 +49,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def one_run(requests: int) -> dict[str, float]:
-    home = Path(tempfile.mkdtemp(prefix="dumont-bench-"))
+def one_run(requests: int, home: Path | None) -> dict[str, float]:
+    home = home or Path(tempfile.mkdtemp(prefix="dumont-bench-"))
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {key: value for key, value in os.environ.items() if key not in EMBEDDED_VARIABLES}
@@ -89,8 +89,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="reuse this DUMONT_HOME (a restart) instead of a fresh one per run",
+    )
     arguments = parser.parse_args()
-    runs = [one_run(arguments.requests) for _ in range(arguments.runs)]
+    runs = [one_run(arguments.requests, arguments.home) for _ in range(arguments.runs)]
     for number, run in enumerate(runs, 1):
         print(f"run {number}: " + ", ".join(f"{key}={value:.2f}" for key, value in run.items()))
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
