@@ -2,7 +2,8 @@
 
 Each run starts `manage.py launch` in a fresh $DUMONT_HOME (so migrations run from scratch),
 times the wait until GET /api/health answers 200, then times sequential GET /api/me calls with the
-demo token. Run: `.venv/bin/python bench/embedded_startup.py [--runs 5] [--requests 300] [--home DIR]`.
+demo token. Run:
+    .venv/bin/python bench/embedded_startup.py [--runs 5] [--requests 300] [--home DIR]
 """
 
 import argparse

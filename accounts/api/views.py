@@ -110,8 +110,7 @@ class ApiTokenViewSet(
         token, plaintext = services.create_api_token(
             self.context, form.validated_data["name"], form.validated_data.get("expires_at")
         )
-        token.token = plaintext
-        body = serializers.NewApiTokenSerializer(token).data
+        body = {**serializers.ApiTokenSerializer(token).data, "token": plaintext}
         return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(description="Revoke the token at once (it stays listed as revoked).")

@@ -56,6 +56,20 @@ def test_the_schema_is_valid_openapi_3(anonymous):
     assert "/api/auth/signup" in schema["paths"]
 
 
+@pytest.mark.django_db
+def test_the_schema_documents_the_error_shape_of_each_operation(anonymous):
+    schema = json.loads(anonymous.get("/api/schema/?format=json").content)
+
+    ssh_key = schema["paths"]["/api/ssh-keys/{id}"]
+    signup = schema["paths"]["/api/auth/signup"]["post"]["responses"]
+    assert set(ssh_key["get"]["responses"]) >= {"200", "401", "403", "404"}
+    assert set(signup) >= {"201", "400", "429"}
+    assert "401" not in signup
+    error = signup["400"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/Error"}
+    assert schema["components"]["schemas"]["Error"]["required"] == ["code", "detail"]
+
+
 def test_the_schema_generates_without_warnings():
     result = subprocess.run(
         [sys.executable, "manage.py", "spectacular", "--fail-on-warn", "--file", "/dev/null"],

@@ -1,0 +1,66 @@
+"""OpenAPI post-processing: document the error answers every operation can give.
+
+drf-spectacular documents success bodies; clients (and schema-conformance checks) also need to
+know that a 400, 401, 403, 404 or 429 carries {"code", "detail"}.
+"""
+
+ERROR_COMPONENT = {
+    "type": "object",
+    "required": ["code", "detail"],
+    "properties": {
+        "code": {"type": "string", "description": "Stable, machine-readable reason."},
+        "detail": {"type": "string", "description": "What went wrong, for a person."},
+        "errors": {
+            "type": "object",
+            "description": "Validation errors by field: [{code, message}].",
+            "additionalProperties": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+        "retry_after_seconds": {"type": "integer", "description": "On 429 only."},
+    },
+}
+DESCRIPTIONS = {
+    "400": "Invalid input",
+    "401": "Missing, invalid, expired or revoked credentials",
+    "403": "Authenticated, but the role does not allow this",
+    "404": "No such object in your organisation",
+    "409": "Conflicts with the current state",
+    "429": "Too many requests; retry after Retry-After seconds",
+}
+THROTTLED_PATHS = {"/api/auth/signup", "/api/auth/login"}
+
+
+def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
+    statuses = []
+    if "requestBody" in operation or method in ("post", "put", "patch"):
+        statuses.append("400")
+    if any(scheme for scheme in operation.get("security", []) if scheme):
+        statuses += ["401", "403"]
+    if "{" in path:
+        statuses += ["404", "409"] if method in ("patch", "delete") else ["404"]
+    if path in THROTTLED_PATHS:
+        statuses.append("429")
+    return statuses
+
+
+def add_error_responses(result, generator, request, public):
+    """POSTPROCESSING_HOOKS entry: the Error component and its responses on every operation."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_COMPONENT
+    reference = {"$ref": "#/components/schemas/Error"}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for status in _error_statuses(path, method, operation):
+                responses.setdefault(
+                    status,
+                    {
+                        "description": DESCRIPTIONS[status],
+                        "content": {"application/json": {"schema": reference}},
+                    },
+                )
+    return result
