@@ -1,8 +1,13 @@
 """GET /api/health tells whether the database, broker, a worker and beat are alive."""
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
+from django.conf import settings
 
 from conftest import celery_arguments, worker_arguments
 
@@ -56,3 +61,43 @@ def test_beat_without_a_worker_is_reported_as_a_failing_worker(
 
     assert body["checks"]["worker"]["status"] == "failing"
     assert body["status"] == "failing"
+
+
+def _health_in_a_process_with(env: dict[str, str]) -> tuple[int, dict]:
+    """GET /api/health in a separate Django process configured with `env`."""
+    code = (
+        "import json; from django.test import Client; "
+        "r = Client(SERVER_NAME='localhost').get('/api/health'); "
+        "print(json.dumps([r.status_code, r.json()]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    status, body = json.loads(result.stdout.strip().splitlines()[-1])
+    return status, body
+
+
+def test_health_names_the_database_when_it_does_not_answer():
+    status, body = _health_in_a_process_with(
+        {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"}
+    )
+
+    assert status == 503
+    assert body["checks"]["database"]["status"] == "failing"
+    assert body["checks"]["broker"]["status"] == "ok"
+
+
+def test_health_names_the_broker_when_redis_does_not_answer(test_database_url):
+    status, body = _health_in_a_process_with(
+        {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": test_database_url}
+    )
+
+    assert status == 503
+    assert body["checks"]["broker"]["status"] == "failing"
+    assert body["checks"]["database"]["status"] == "ok"
