@@ -11,9 +11,3 @@ class DumontError(Exception):
     def __init__(self, detail: str | None = None):
         self.detail = detail or self.default_detail
         super().__init__(self.detail)
-
-
-class NotFound(DumontError):
-    code = "not_found"
-    status_code = 404
-    default_detail = "Not found."
