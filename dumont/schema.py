@@ -32,10 +32,18 @@ DESCRIPTIONS = {
     "409": "Conflicts with the current state",
     "429": "Too many requests; retry after Retry-After seconds",
 }
-THROTTLED_PATHS = {"/api/auth/signup", "/api/auth/login"}
 
 
-def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
+def _throttled_operations(generator) -> set[tuple[str, str]]:
+    """(path, method) of every endpoint whose view has throttles, read from the views."""
+    return {
+        (path, method.lower())
+        for path, _, method, view in generator.endpoints
+        if getattr(view.cls, "throttle_classes", None)
+    }
+
+
+def _error_statuses(path: str, method: str, operation: dict, is_throttled: bool) -> list[str]:
     statuses = []
     if "requestBody" in operation or method in ("post", "put", "patch"):
         statuses.append("400")
@@ -43,7 +51,7 @@ def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
         statuses += ["401", "403"]
     if "{" in path:
         statuses += ["404", "409"] if method in ("patch", "delete") else ["404"]
-    if path in THROTTLED_PATHS:
+    if is_throttled:
         statuses.append("429")
     return statuses
 
@@ -52,10 +60,12 @@ def add_error_responses(result, generator, request, public):
     """POSTPROCESSING_HOOKS entry: the Error component and its responses on every operation."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_COMPONENT
     reference = {"$ref": "#/components/schemas/Error"}
+    throttled = _throttled_operations(generator)
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for status in _error_statuses(path, method, operation):
+            is_throttled = (path, method) in throttled
+            for status in _error_statuses(path, method, operation, is_throttled):
                 responses.setdefault(
                     status,
                     {

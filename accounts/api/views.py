@@ -163,7 +163,7 @@ class MemberViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_serializer_class(self):
-        if self.action in ("update", "partial_update"):
+        if self.action == "partial_update":
             return serializers.MemberUpdateSerializer
         return serializers.MemberSerializer
 
@@ -180,7 +180,7 @@ class MemberViewSet(
     @extend_schema(responses=serializers.MemberSerializer)
     def partial_update(self, request, *args, **kwargs):
         membership = self.get_object()
-        form = serializers.MemberUpdateSerializer(data=request.data)
+        form = self.get_serializer(data=request.data)
         form.is_valid(raise_exception=True)
         membership = services.change_role(self.context, membership, form.validated_data["role"])
         return Response(serializers.MemberSerializer(membership).data)
