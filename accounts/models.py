@@ -210,6 +210,9 @@ class AuditLog(models.Model):
         MEMBER_REMOVED = "member_removed", "Member removed"
         ROLE_CHANGED = "role_changed", "Role changed"
         SETTINGS_CHANGED = "settings_changed", "Settings changed"
+        INSTANCE_FORCE_STOPPED = "instance_force_stopped", "Instance force-stopped by support"
+        INSTANCE_PROVISION_RETRIED = "instance_retried", "Instance provisioning retried by support"
+        INSTANCE_MARKED_ERROR = "instance_marked_error", "Instance marked error by support"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"

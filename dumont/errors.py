@@ -41,7 +41,8 @@ def _validation_body(error: exceptions.ValidationError) -> dict:
 def api_exception_handler(exc, context):
     """DRF EXCEPTION_HANDLER: every error becomes {"code", "detail"} with a stable code."""
     if isinstance(exc, DumontError):
-        return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code)
+        body = {"code": exc.code, "detail": exc.detail, **exc.extra()}
+        return Response(body, status=exc.status_code)
     # Django's own Http404 and PermissionDenied (get_object_or_404, ...) get DRF's codes.
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -11,3 +11,7 @@ class DumontError(Exception):
     def __init__(self, detail: str | None = None):
         self.detail = detail or self.default_detail
         super().__init__(self.detail)
+
+    def extra(self) -> dict:
+        """More fields for the error body (e.g. alternatives), beside code and detail."""
+        return {}

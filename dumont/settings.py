@@ -247,6 +247,25 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Instances (issue B) -------------------------------------------------------------------------
+# Where agents reach the public API (the provider passes it to each machine).
+DUMONT_PUBLIC_URL = env.str("DUMONT_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Customer-facing names: `{id}-{port}.{DUMONT_DOMAIN}` for ports, `{id}.{DUMONT_DOMAIN}` for DDNS.
+DUMONT_DOMAIN = env.str("DUMONT_DOMAIN", default="dumontcloud.com")
+# Agent tokens are HMACs under this key (see instances/agent_tokens.py).
+AGENT_TOKEN_KEY = env.str("AGENT_TOKEN_KEY", default=f"agent-token:{SECRET_KEY}")
+AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=5.0)
+# Reconcile re-sends the step of an instance in a transitional status after RETRY seconds and
+# puts it in `error` after TIMEOUT seconds (the FAQ promises a GPU in 5 minutes at most).
+INSTANCE_STEP_RETRY_SECONDS = env.int("INSTANCE_STEP_RETRY_SECONDS", default=120)
+INSTANCE_STEP_TIMEOUT_SECONDS = env.int("INSTANCE_STEP_TIMEOUT_SECONDS", default=600)
+RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE["reconcile-instances"] = {
+    "task": "instances.tasks.reconcile",
+    "schedule": float(RECONCILE_INTERVAL_SECONDS),
+    "options": {"expires": RECONCILE_INTERVAL_SECONDS * 2},
+}
+
 # --- Object storage (snapshots, issue C) ---------------------------------------------------------
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(DUMONT_HOME / "objects")))
 

@@ -82,7 +82,12 @@ class GpuProvider(Protocol):
     name: str
 
     def search_offers(
-        self, *, gpu: str | None, region: str | None, gpu_count: int, max_price_micros: int | None
+        self,
+        *,
+        gpu: str | None,
+        region: str | None,
+        gpu_count: int | None,
+        max_price_micros: int | None,
     ) -> list[Offer]:
         """Offers now, cheapest first; None means any GPU / region / price."""
 

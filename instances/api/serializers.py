@@ -1,0 +1,169 @@
+from decimal import Decimal
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from billing.money import micros_to_usd, usd_to_micros
+from instances.models import AgentCommand, Instance, InstanceEvent
+
+
+class InstanceCreateSerializer(serializers.Serializer):
+    gpu = serializers.CharField(max_length=40, help_text="`RTX 4090`, `rtx4090`, `A100`, ...")
+    region = serializers.CharField(
+        max_length=20, required=False, allow_blank=True, help_text="Omit for the best offer."
+    )
+    max_price = serializers.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        max_value=10000,
+        coerce_to_string=False,
+        help_text="USD per hour for the whole machine.",
+    )
+    gpu_count = serializers.IntegerField(min_value=1, max_value=16, default=1)
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    ssh_key_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=50
+    )
+    disk_gb = serializers.IntegerField(min_value=10, max_value=4000, default=50)
+    image = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,199}$",
+        required=False,
+        help_text="Container image, e.g. `pytorch/pytorch:latest`.",
+    )
+
+    def validate_max_price(self, value) -> int:
+        return usd_to_micros(value)
+
+
+class ConnectionSerializer(serializers.Serializer):
+    ssh_command = serializers.CharField(allow_null=True)
+    ssh_host = serializers.CharField(allow_null=True)
+    ssh_port = serializers.IntegerField(allow_null=True)
+    jupyter_url = serializers.CharField()
+    port_url_template = serializers.CharField()
+    dns_name = serializers.CharField()
+    ip_address = serializers.CharField(allow_null=True)
+
+
+def connection_info(instance: Instance) -> dict:
+    """How a person reaches the machine; names follow the machine across restarts and failover."""
+    domain = settings.DUMONT_DOMAIN
+    has_ssh = bool(instance.ssh_host and instance.ssh_port)
+    return {
+        "ssh_command": f"ssh -p {instance.ssh_port} root@{instance.ssh_host}" if has_ssh else None,
+        "ssh_host": instance.ssh_host or None,
+        "ssh_port": instance.ssh_port,
+        "jupyter_url": f"https://{instance.pk}-8888.{domain}/",
+        "port_url_template": f"https://{instance.pk}-{{port}}.{domain}/",
+        "dns_name": f"{instance.pk}.{domain}",
+        "ip_address": instance.public_ip,
+    }
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    max_price = serializers.SerializerMethodField()
+    price_per_hour = serializers.SerializerMethodField()
+    ssh_key_ids = serializers.PrimaryKeyRelatedField(source="ssh_keys", many=True, read_only=True)
+    connection = serializers.SerializerMethodField()
+    region = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Instance
+        fields = [
+            "id",
+            "name",
+            "gpu",
+            "gpu_count",
+            "region",
+            "requested_region",
+            "max_price",
+            "max_price_micros",
+            "price_per_hour",
+            "price_micros",
+            "provider",
+            "provider_id",
+            "status",
+            "status_reason",
+            "status_changed_at",
+            "disk_gb",
+            "image",
+            "ssh_key_ids",
+            "connection",
+            "gpu_utilization_percent",
+            "last_heartbeat_at",
+            "created_at",
+            "running_since",
+            "deleted_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField())
+    def get_max_price(self, instance: Instance) -> float:
+        return float(micros_to_usd(instance.max_price_micros))
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_price_per_hour(self, instance: Instance) -> float | None:
+        if instance.price_micros is None:
+            return None
+        return float(micros_to_usd(instance.price_micros))
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_region(self, instance: Instance) -> str | None:
+        return instance.region or instance.requested_region or None
+
+    @extend_schema_field(ConnectionSerializer)
+    def get_connection(self, instance: Instance) -> dict:
+        return connection_info(instance)
+
+
+class InstanceEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InstanceEvent
+        fields = ["id", "from_status", "to_status", "reason", "actor", "created_at"]
+        read_only_fields = fields
+
+
+class AlternativeSerializer(serializers.Serializer):
+    gpu = serializers.CharField()
+    region = serializers.CharField()
+    gpu_count = serializers.IntegerField()
+    price_per_hour = serializers.FloatField()
+    available = serializers.IntegerField()
+    why = serializers.CharField()
+
+
+class NoCapacitySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    alternatives = AlternativeSerializer(many=True)
+
+
+class CommandResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    gpu_utilization_percent = serializers.FloatField(min_value=0, max_value=100)
+    gpu_memory_used_mb = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    gpu_count = serializers.IntegerField(min_value=0, required=False)
+    source = serializers.CharField(max_length=20, required=False)
+    agent_version = serializers.CharField(max_length=40, required=False)
+    uptime_seconds = serializers.FloatField(min_value=0, required=False)
+    command_results = CommandResultSerializer(many=True, required=False, max_length=100)
+
+
+class AgentCommandSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AgentCommand
+        fields = ["id", "kind", "args"]
+
+
+class HeartbeatReplySerializer(serializers.Serializer):
+    instance_id = serializers.CharField()
+    status = serializers.CharField()
+    interval_seconds = serializers.FloatField()
+    commands = AgentCommandSerializer(many=True)

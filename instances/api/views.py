@@ -1,0 +1,147 @@
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import SshKey
+from accounts.tenancy import TenantScopedViewSet
+from instances import services
+from instances.agent_auth import AgentTokenAuthentication
+from instances.api import serializers
+from instances.models import Instance, InstanceEvent
+
+
+def actor_of(context) -> str:
+    return f"user:{context.user.email}"
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List instances (filter with ?status=, ?gpu=, ?region=)"),
+    retrieve=extend_schema(summary="One instance, with its connection info"),
+)
+class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """The tenant's GPU instances."""
+
+    queryset = Instance.objects.prefetch_related(
+        Prefetch("ssh_keys", queryset=SshKey.objects.only("id"))
+    )
+    serializer_class = serializers.InstanceSerializer
+    filterset_fields = ["status", "gpu", "region"]
+
+    def _accepted(self, instance: Instance) -> Response:
+        instance.refresh_from_db()
+        body = serializers.InstanceSerializer(instance).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Ask for a GPU machine",
+        request=serializers.InstanceCreateSerializer,
+        responses={
+            202: serializers.InstanceSerializer,
+            409: OpenApiResponse(
+                serializers.NoCapacitySerializer,
+                description="`no_capacity`: nothing under max_price; `alternatives` lists the "
+                "cheapest other regions and GPUs.",
+            ),
+        },
+    )
+    def create(self, request):
+        form = serializers.InstanceCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        instance = services.create_instance(
+            self.context.tenant,
+            services.InstanceRequest(
+                gpu=data["gpu"],
+                region=data.get("region", ""),
+                max_price_micros=data["max_price"],
+                gpu_count=data["gpu_count"],
+                name=data.get("name", ""),
+                ssh_key_ids=tuple(data.get("ssh_key_ids", ())),
+                disk_gb=data["disk_gb"],
+                image=data.get("image") or "pytorch/pytorch:latest",
+            ),
+            actor=actor_of(self.context),
+        )
+        return self._accepted(instance)
+
+    @extend_schema(summary="Delete: destroy the machine and its disk", responses={202: None})
+    def destroy(self, request, pk=None):
+        instance = self.get_object()
+        services.delete_instance(instance, actor=actor_of(self.context))
+        return self._accepted(instance)
+
+    @extend_schema(
+        summary="Hibernate: stop the machine and the bill, keep the disk",
+        request=None,
+        responses={202: serializers.InstanceSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def hibernate(self, request, pk=None):
+        instance = self.get_object()
+        services.hibernate_instance(instance, actor=actor_of(self.context))
+        return self._accepted(instance)
+
+    @extend_schema(
+        summary="Wake a hibernated instance",
+        request=None,
+        responses={202: serializers.InstanceSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def wake(self, request, pk=None):
+        instance = self.get_object()
+        services.wake_instance(instance, actor=actor_of(self.context))
+        return self._accepted(instance)
+
+    @extend_schema(
+        summary="Every transition of the instance, oldest first",
+        responses={200: serializers.InstanceEventSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"], filterset_fields=[])
+    def events(self, request, pk=None):
+        instance = self.get_object()
+        events = InstanceEvent.objects.for_tenant(self.context.tenant).filter(instance=instance)
+        page = self.paginate_queryset(events)
+        body = serializers.InstanceEventSerializer(page, many=True).data
+        return self.get_paginated_response(body)
+
+
+class IsInstanceAgent(BasePermission):
+    message = "Authenticate with the instance's agent token: 'Authorization: Bearer dia_...'."
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, Instance)
+
+
+class HeartbeatView(APIView):
+    """The agent's heartbeat: GPU utilisation in, commands out."""
+
+    authentication_classes = [AgentTokenAuthentication]
+    permission_classes = [IsInstanceAgent]
+
+    @extend_schema(
+        request=serializers.HeartbeatSerializer,
+        responses={200: serializers.HeartbeatReplySerializer},
+        tags=["agent"],
+    )
+    def post(self, request):
+        form = serializers.HeartbeatSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        instance: Instance = request.auth
+        reply = services.record_heartbeat(
+            instance,
+            gpu_utilization_percent=form.validated_data["gpu_utilization_percent"],
+            busy_threshold_percent=instance.busy_threshold_percent,
+            command_results=form.validated_data.get("command_results", []),
+        )
+        return Response(
+            {
+                "instance_id": reply.instance_id,
+                "status": reply.status,
+                "interval_seconds": reply.interval_seconds,
+                "commands": reply.commands,
+            }
+        )

@@ -1,0 +1,122 @@
+"""Reconcile: make the database and the provider agree, and let nothing hang in transit.
+
+- An instance in a transitional status longer than INSTANCE_STEP_RETRY_SECONDS gets its step
+  sent again (steps are idempotent); past INSTANCE_STEP_TIMEOUT_SECONDS it goes to `error`
+  with a reason, for a person or a retry.
+- A running instance whose machine the provider reports interrupted, destroyed or unknown goes
+  to `error` (failover replaces this with a move to the standby, issue [D]).
+- A machine no live instance owns is destroyed; one that a crashed provision task created but
+  never recorded (its idempotency key is the instance's provision key) is adopted.
+"""
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from instances import services, tasks_queue
+from instances.exceptions import InvalidTransition
+from instances.models import Instance
+from instances.providers import get_provider
+from instances.providers.base import Machine, MachineState, ProviderError
+from instances.transitions import TRANSITIONAL
+
+logger = logging.getLogger(__name__)
+
+Status = Instance.Status
+STEP_OF_STATUS = {
+    Status.PENDING: "provision",
+    Status.PROVISIONING: "provision",
+    Status.HIBERNATING: "stop",
+    Status.WAKING: "start",
+    Status.DELETING: "destroy",
+}
+LOST_STATES = {MachineState.INTERRUPTED, MachineState.DESTROYED}
+
+
+@dataclass
+class ReconcileReport:
+    resent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    orphans_destroyed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def reconcile_all() -> ReconcileReport:
+    """One pass over stuck instances and over the provider's machines."""
+    report = ReconcileReport()
+    _unstick(report)
+    try:
+        machines = get_provider().list_machines()
+    except ProviderError as error:
+        logger.warning("reconcile: the provider did not list machines: %s", error)
+        return report
+    _compare_machines(machines, report)
+    return report
+
+
+def _unstick(report: ReconcileReport) -> None:
+    now = timezone.now()
+    retry_before = now - timedelta(seconds=settings.INSTANCE_STEP_RETRY_SECONDS)
+    give_up_before = now - timedelta(seconds=settings.INSTANCE_STEP_TIMEOUT_SECONDS)
+    stuck = Instance.objects.filter(
+        status__in=TRANSITIONAL, status_changed_at__lt=retry_before
+    ).only("id", "status", "status_changed_at")
+    for instance in stuck.iterator():
+        if instance.status_changed_at < give_up_before:
+            minutes = round((now - instance.status_changed_at).total_seconds() / 60, 1)
+            try:
+                services.mark_error(
+                    instance,
+                    actor="reconcile",
+                    reason=f"stuck in {instance.status} for {minutes} min",
+                )
+                report.failed.append(instance.pk)
+            except InvalidTransition:
+                pass
+        elif instance.status in STEP_OF_STATUS:
+            tasks_queue.send(STEP_OF_STATUS[instance.status], instance.pk)
+            report.resent.append(instance.pk)
+
+
+def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
+    provider = get_provider()
+    by_id = {machine.provider_id: machine for machine in machines}
+    owned = {
+        instance.provider_id: instance
+        for instance in Instance.objects.filter(provider=provider.name).exclude(provider_id="")
+    }
+    by_key = {
+        instance.provision_key: instance
+        for instance in Instance.objects.filter(status=Status.PROVISIONING, provider_id="")
+    }
+    for machine in machines:
+        if machine.state == MachineState.DESTROYED or machine.provider_id in owned:
+            continue
+        instance = by_key.get(machine.idempotency_key)
+        if instance is not None:
+            # The provision task died between the provider's create and our save.
+            tasks_queue.send("provision", instance.pk)
+            report.adopted.append(machine.provider_id)
+            continue
+        tasks_queue.send("destroy_machine", machine.provider_id)
+        report.orphans_destroyed.append(machine.provider_id)
+    for provider_id, instance in owned.items():
+        machine = by_id.get(provider_id)
+        if instance.status == Status.RUNNING and (machine is None or machine.state in LOST_STATES):
+            state = machine.state if machine else "gone"
+            try:
+                services.mark_error(
+                    instance, actor="reconcile", reason=f"the provider reports the machine {state}"
+                )
+                report.failed.append(instance.pk)
+            except InvalidTransition:
+                pass
+        elif instance.status == Status.DELETED and machine and machine.state != "destroyed":
+            tasks_queue.send("destroy_machine", provider_id)
+            report.orphans_destroyed.append(provider_id)

@@ -1,0 +1,373 @@
+"""What customers, support staff and tasks do to instances. Views and tasks call these."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import SshKey, Tenant
+from billing.money import micros_to_usd
+from instances import tasks_queue
+from instances.agent_tokens import agent_token, hash_agent_token
+from instances.exceptions import (
+    InvalidTransition,
+    NoCapacity,
+    ProviderUnavailable,
+    UnknownGpu,
+    UnknownRegion,
+)
+from instances.models import AgentCommand, Instance
+from instances.providers import get_provider
+from instances.providers.base import Offer, TransientProviderError
+from instances.transitions import record_creation, transition
+from spot.catalog import Gpu, find_gpu, find_region, gpus
+
+logger = logging.getLogger(__name__)
+
+Status = Instance.Status
+MAX_ALTERNATIVES = 5
+
+
+class UnknownSshKey(UnknownGpu):
+    code = "unknown_ssh_key"
+
+
+@dataclass(frozen=True)
+class InstanceRequest:
+    gpu: str
+    max_price_micros: int
+    gpu_count: int = 1
+    region: str = ""
+    name: str = ""
+    ssh_key_ids: tuple[int, ...] = ()
+    disk_gb: int = 50
+    image: str = "pytorch/pytorch:latest"
+
+
+def resolve_gpu(text: str) -> Gpu:
+    gpu = find_gpu(text)
+    if gpu is None:
+        known = ", ".join(g.name for g in gpus())
+        raise UnknownGpu(f"Unknown GPU {text!r}. Known GPUs: {known}.")
+    return gpu
+
+
+def resolve_region(text: str) -> str:
+    if not text:
+        return ""
+    region = find_region(text)
+    if region is None:
+        raise UnknownRegion(
+            f"Unknown region {text!r}. Regions: US-East, US-West, EU-West, Asia-Pacific."
+        )
+    return region
+
+
+def search_offers(**filters) -> list[Offer]:
+    """The provider's offers; a provider that does not answer is a 503 for the caller."""
+    try:
+        return get_provider().search_offers(**filters)
+    except TransientProviderError as error:
+        raise ProviderUnavailable() from error
+
+
+def _alternatives(gpu: Gpu, region: str, gpu_count: int, max_price_micros: int) -> list[dict]:
+    """The cheapest other choices: same GPU elsewhere or above the price, or similar GPUs."""
+    market = search_offers(gpu=None, region=None, gpu_count=gpu_count, max_price_micros=None)
+    choices: dict[tuple[str, str], tuple[Offer, str]] = {}
+    for offer in market:  # cheapest first, so the first offer per (gpu, region) is its best
+        candidate = find_gpu(offer.gpu)
+        if candidate is None or (offer.gpu, offer.region) in choices or offer.available < 1:
+            continue
+        if candidate.name == gpu.name:
+            within = offer.price_micros_per_hour <= max_price_micros
+            why = "same GPU in another region" if within else "same GPU above your maximum price"
+        elif candidate.vram_gb >= gpu.vram_gb and offer.price_micros_per_hour <= max_price_micros:
+            why = f"{candidate.vram_gb} GB GPU within your maximum price"
+        else:
+            continue
+        choices[(offer.gpu, offer.region)] = (offer, why)
+    ranked = sorted(
+        choices.values(),
+        key=lambda item: (item[0].gpu != gpu.name, item[0].price_micros_per_hour),
+    )
+    return [
+        {
+            "gpu": offer.gpu,
+            "region": offer.region,
+            "gpu_count": offer.gpu_count,
+            "price_per_hour": float(micros_to_usd(offer.price_micros_per_hour)),
+            "available": offer.available,
+            "why": why,
+        }
+        for offer, why in ranked[:MAX_ALTERNATIVES]
+    ]
+
+
+def create_instance(tenant: Tenant, request: InstanceRequest, *, actor: str) -> Instance:
+    """Check the market has a machine under the price, then record a pending instance."""
+    gpu = resolve_gpu(request.gpu)
+    region = resolve_region(request.region)
+    keys = list(SshKey.objects.for_tenant(tenant).filter(pk__in=request.ssh_key_ids))
+    if len(keys) != len(set(request.ssh_key_ids)):
+        raise UnknownSshKey("One of ssh_key_ids is not a key of this organisation.")
+    offers = search_offers(
+        gpu=gpu.name,
+        region=region or None,
+        gpu_count=request.gpu_count,
+        max_price_micros=request.max_price_micros,
+    )
+    if not any(offer.available > 0 for offer in offers):
+        where = f" in {region}" if region else ""
+        price = micros_to_usd(request.max_price_micros)
+        raise NoCapacity(
+            f"No {request.gpu_count}× {gpu.name}{where} at or under ${price}/h right now.",
+            _alternatives(gpu, region, request.gpu_count, request.max_price_micros),
+        )
+    with transaction.atomic():
+        instance = Instance.objects.create(
+            tenant=tenant,
+            name=request.name or f"{gpu.name.lower().replace(' ', '-')}-{timezone.now():%m%d%H%M}",
+            gpu=gpu.name,
+            gpu_count=request.gpu_count,
+            requested_region=region,
+            max_price_micros=request.max_price_micros,
+            disk_gb=request.disk_gb,
+            image=request.image,
+            status_changed_at=timezone.now(),
+        )
+        Instance.objects.filter(pk=instance.pk).update(provision_key=f"{instance.pk}-1")
+        instance.provision_key = f"{instance.pk}-1"
+        instance.ssh_keys.set(keys)
+        record_creation(instance, actor=actor)
+        tasks_queue.after_commit("provision", instance.pk)
+    return instance
+
+
+def _move(instance: Instance, to_status: str, *, actor: str, reason: str, step: str) -> Instance:
+    """A customer's move that a task completes: transition now, queue the provider call."""
+    with transaction.atomic():
+        transition(instance, to_status, reason=reason, actor=actor)
+        tasks_queue.after_commit(step, instance.pk)
+    return instance
+
+
+def hibernate_instance(instance: Instance, *, actor: str, reason: str = "") -> Instance:
+    """Stop a running machine and stop paying for it; the disk stays."""
+    return _move(
+        instance, Status.HIBERNATING, actor=actor, reason=reason or "hibernate", step="stop"
+    )
+
+
+def wake_instance(instance: Instance, *, actor: str) -> Instance:
+    """Start a hibernated machine again."""
+    return _move(instance, Status.WAKING, actor=actor, reason="wake", step="start")
+
+
+def delete_instance(instance: Instance, *, actor: str) -> Instance:
+    """Destroy the machine and its disk; the instance stays, as deleted, with its events."""
+    return _move(instance, Status.DELETING, actor=actor, reason="delete", step="destroy")
+
+
+# --- Steps run by tasks (instances/tasks.py); each is safe to run twice ----------------------
+
+
+def _spec_env(instance: Instance) -> dict[str, str]:
+    return {
+        "DUMONT_API_URL": settings.DUMONT_PUBLIC_URL,
+        "DUMONT_AGENT_TOKEN": agent_token(instance.pk, instance.provision_key),
+        "DUMONT_INSTANCE_ID": instance.pk,
+        "DUMONT_HEARTBEAT_SECONDS": str(settings.AGENT_HEARTBEAT_SECONDS),
+    }
+
+
+def provision(instance_id: str) -> None:
+    """pending → provisioning → a machine at the provider; the agent's first beat makes it run."""
+    from instances.providers.base import MachineSpec
+
+    instance = Instance.objects.get(pk=instance_id)
+    if instance.status == Status.PENDING:
+        transition(
+            instance,
+            Status.PROVISIONING,
+            reason="looking for an offer",
+            provision_attempts=F("provision_attempts") + 1,
+        )
+    if instance.status != Status.PROVISIONING or instance.provider_id:
+        return  # someone else moved it on, or a duplicate task already created the machine
+    provider = get_provider()
+    offers = provider.search_offers(
+        gpu=instance.gpu,
+        region=instance.requested_region or None,
+        gpu_count=instance.gpu_count,
+        max_price_micros=instance.max_price_micros,
+    )
+    offers = [offer for offer in offers if offer.available > 0]
+    if not offers:
+        transition(
+            instance,
+            Status.ERROR,
+            reason="no offer under the maximum price any more; delete it or retry later",
+        )
+        return
+    offer = offers[0]
+    spec = MachineSpec(
+        instance_id=instance.pk,
+        image=instance.image,
+        disk_gb=instance.disk_gb,
+        ssh_public_keys=tuple(instance.ssh_keys.values_list("public_key", flat=True)),
+        env=_spec_env(instance),
+    )
+    machine = provider.create(offer, spec, idempotency_key=instance.provision_key)
+    Instance.objects.filter(pk=instance.pk, status=Status.PROVISIONING).update(
+        provider=provider.name,
+        provider_id=machine.provider_id,
+        offer_id=offer.offer_id,
+        region=machine.region,
+        price_micros=machine.price_micros_per_hour,
+        ssh_host=machine.ssh_host,
+        ssh_port=machine.ssh_port or None,
+        public_ip=machine.public_ip or None,
+        agent_token_hash=hash_agent_token(spec.env["DUMONT_AGENT_TOKEN"]),
+    )
+
+
+def stop(instance_id: str) -> None:
+    """hibernating → stop the machine → hibernated."""
+    instance = Instance.objects.get(pk=instance_id)
+    if instance.status != Status.HIBERNATING:
+        return
+    if instance.provider_id:
+        get_provider().stop(instance.provider_id)
+    transition(instance, Status.HIBERNATED, reason="machine stopped")
+
+
+def start(instance_id: str) -> None:
+    """waking → start the machine; the agent's first beat makes it run."""
+    instance = Instance.objects.get(pk=instance_id)
+    if instance.status != Status.WAKING:
+        return
+    get_provider().start(instance.provider_id)
+
+
+def destroy(instance_id: str) -> None:
+    """deleting → destroy the machine → deleted."""
+    instance = Instance.objects.get(pk=instance_id)
+    if instance.status != Status.DELETING:
+        return
+    if instance.provider_id:
+        get_provider().destroy(instance.provider_id)
+    transition(instance, Status.DELETED, reason="machine destroyed", agent_token_hash="")
+
+
+def retry_provision(instance: Instance, *, actor: str) -> Instance:
+    """error → pending with a new provision key (the old machine, if any, is destroyed)."""
+    old_machine = instance.provider_id
+    attempt = instance.provision_attempts + 1
+    with transaction.atomic():
+        transition(
+            instance,
+            Status.PENDING,
+            reason="retry provisioning",
+            actor=actor,
+            expected_from={Status.ERROR},
+            provision_key=f"{instance.pk}-{attempt}",
+            provider_id="",
+            agent_token_hash="",
+        )
+        if old_machine:
+            tasks_queue.after_commit("destroy_machine", old_machine)
+        tasks_queue.after_commit("provision", instance.pk)
+    return instance
+
+
+def mark_error(instance: Instance, *, actor: str, reason: str) -> bool:
+    """Any live status → error, with the reason a person or reconcile gives."""
+    return transition(instance, Status.ERROR, reason=reason, actor=actor)
+
+
+# --- Agent -------------------------------------------------------------------------------------
+
+# Statuses in which a heartbeat proves the machine is up and ready.
+BOOTING = {Status.PROVISIONING, Status.WAKING, Status.RECOVERING}
+
+
+@dataclass(frozen=True)
+class HeartbeatReply:
+    instance_id: str
+    status: str
+    interval_seconds: float
+    commands: list[dict]
+
+
+def record_heartbeat(
+    instance: Instance,
+    *,
+    gpu_utilization_percent: float,
+    busy_threshold_percent: int,
+    command_results: list[dict],
+    now: datetime | None = None,
+) -> HeartbeatReply:
+    """Store one beat in a single UPDATE; the first beat of a booting machine makes it run."""
+    now = now or timezone.now()
+    busy = gpu_utilization_percent >= busy_threshold_percent
+    Instance.objects.filter(pk=instance.pk).update(
+        last_heartbeat_at=now,
+        gpu_utilization_percent=gpu_utilization_percent,
+        last_busy_at=now if busy else F("last_busy_at"),
+    )
+    status = instance.status
+    if status in BOOTING:
+        try:
+            transition(instance.pk, Status.RUNNING, reason="agent reported in", actor="agent")
+            status = Status.RUNNING
+        except InvalidTransition:
+            pass
+    if command_results:
+        _finish_commands(instance, command_results, now)
+    commands = _hand_out_commands(instance, now) if instance.has_queued_commands else []
+    return HeartbeatReply(
+        instance_id=instance.pk,
+        status=status,
+        interval_seconds=settings.AGENT_HEARTBEAT_SECONDS,
+        commands=commands,
+    )
+
+
+def queue_command(instance: Instance, kind: str, args: dict | None = None) -> AgentCommand:
+    """Queue a command for the agent; it gets it in its next heartbeat response."""
+    with transaction.atomic():
+        command = AgentCommand.objects.create(
+            tenant_id=instance.tenant_id, instance=instance, kind=kind, args=args or {}
+        )
+        Instance.objects.filter(pk=instance.pk).update(has_queued_commands=True)
+    return command
+
+
+def _hand_out_commands(instance: Instance, now: datetime) -> list[dict]:
+    with transaction.atomic():
+        queued = list(
+            AgentCommand.objects.select_for_update(skip_locked=True).filter(
+                instance_id=instance.pk, state=AgentCommand.State.QUEUED
+            )
+        )
+        AgentCommand.objects.filter(pk__in=[c.pk for c in queued]).update(
+            state=AgentCommand.State.SENT, sent_at=now
+        )
+        Instance.objects.filter(pk=instance.pk).update(has_queued_commands=False)
+    return [{"id": c.pk, "kind": c.kind, "args": c.args} for c in queued]
+
+
+def _finish_commands(instance: Instance, results: list[dict], now: datetime) -> None:
+    for result in results:
+        AgentCommand.objects.filter(
+            instance_id=instance.pk, pk=result["id"], state=AgentCommand.State.SENT
+        ).update(
+            state=AgentCommand.State.SUCCEEDED if result["ok"] else AgentCommand.State.FAILED,
+            detail=str(result.get("detail", ""))[:2000],
+            finished_at=now,
+        )
