@@ -125,7 +125,7 @@ def create_instance(tenant: Tenant, request: InstanceRequest, *, actor: str) -> 
         where = f" in {region}" if region else ""
         price = micros_to_usd(request.max_price_micros)
         raise NoCapacity(
-            f"No {request.gpu_count}× {gpu.name}{where} at or under ${price}/h right now.",
+            f"No {request.gpu_count} x {gpu.name}{where} at or under ${price}/h right now.",
             _alternatives(gpu, region, request.gpu_count, request.max_price_micros),
         )
     with transaction.atomic():

@@ -6,6 +6,7 @@ Transient provider errors (429, 5xx, timeouts) are retried with exponential back
 else puts the instance in `error` with the provider's message, for reconcile or a person.
 """
 
+import contextlib
 import logging
 
 from celery import shared_task
@@ -36,12 +37,10 @@ def _run_step(step, instance_id: str, what: str) -> None:
         raise
     except ProviderError as error:
         logger.warning("%s of %s failed: %s", what, instance_id, error)
-        try:
+        with contextlib.suppress(InvalidTransition):
             services.mark_error(
                 Instance.objects.get(pk=instance_id), actor="system", reason=f"{what}: {error}"
             )
-        except InvalidTransition:
-            pass
 
 
 @shared_task(**STEP_OPTIONS)
