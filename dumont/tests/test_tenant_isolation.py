@@ -19,6 +19,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from accounts.models import ApiToken, AuditLog, Membership, SshKey, TenantSettings
 from accounts.tests.factories import UserFactory
 from conftest import Account
+from instances.models import Instance
+from instances.tests.factories import InstanceFactory
 
 ED25519_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqGZpZ4hDXaFy0qzSs5DhiW1vx2Sh3xZzG8rO7vSbWp alpha@host"
@@ -75,6 +77,16 @@ def _make_profile(a: Account) -> Made:
     return Made({}, a.tenant.name)
 
 
+def _make_instance(a: Account) -> Made:
+    instance = InstanceFactory(
+        tenant=a.tenant, name="alpha-instance-name", status=Instance.Status.RUNNING
+    )
+    instance.events.create(
+        tenant=a.tenant, to_status="running", reason="alpha-event", created_at=instance.created_at
+    )
+    return Made({"pk": instance.pk}, "alpha-instance-name")
+
+
 ROUTES: dict[str, Case] = {
     "health": Case("public"),
     "auth-signup": Case("public"),
@@ -96,6 +108,15 @@ ROUTES: dict[str, Case] = {
     "member-list": Case("list", _make_member, Membership, body={"email": "nobody@example.com"}),
     "member-detail": Case("detail", _make_member, Membership, body={"role": "owner"}),
     "audit-log-list": Case("list", _make_audit_entries, AuditLog),
+    "instance-list": Case("list", _make_instance, Instance, body={"gpu": ""}),
+    "instance-detail": Case("detail", _make_instance, Instance),
+    "instance-hibernate": Case("detail", _make_instance, Instance),
+    "instance-wake": Case("detail", _make_instance, Instance),
+    "instance-events": Case("detail", _make_instance, Instance),
+    # Agents authenticate with their instance's token; a customer token is refused (401).
+    "agent-heartbeat": Case(
+        "singleton", _make_instance, Instance, body={"gpu_utilization_percent": 1}
+    ),
 }
 
 
