@@ -1,0 +1,160 @@
+"""Provisioning against the simulated market: idempotent, retried, reconciled."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from instances import services, tasks
+from instances.models import Instance
+from instances.reconcile import reconcile_all
+from instances.tests.factories import InstanceFactory
+
+Status = Instance.Status
+
+
+def _machines_for(simulator, instance: Instance) -> list[dict]:
+    return [m for m in simulator.machines() if m["idempotency_key"] == instance.provision_key]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_duplicated_concurrent_provision_steps_create_one_machine(simulator):
+    instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
+    barrier = threading.Barrier(3)
+    errors: list[Exception] = []
+
+    def provision():
+        barrier.wait()
+        try:
+            services.provision(instance.pk)
+        except Exception as error:  # the test reports any crash of a duplicate
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=provision) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(_machines_for(simulator, instance)) == 1
+    instance.refresh_from_db()
+    assert instance.status == Status.PROVISIONING
+    assert instance.provider_id == _machines_for(simulator, instance)[0]["id"]
+    assert instance.events.filter(to_status=Status.PROVISIONING).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_provision_step_run_again_after_success_changes_nothing(simulator):
+    instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
+
+    services.provision(instance.pk)
+    services.provision(instance.pk)
+
+    assert len(_machines_for(simulator, instance)) == 1
+
+
+@pytest.mark.django_db
+def test_a_machine_created_by_a_task_that_died_before_saving_is_adopted(simulator):
+    instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
+    services.provision(instance.pk)
+    machine_id = Instance.objects.get(pk=instance.pk).provider_id
+    # The worker died between the provider's answer and our write.
+    Instance.objects.filter(pk=instance.pk).update(provider_id="")
+
+    report = reconcile_all()
+    services.provision(instance.pk)  # what reconcile sent, run here
+
+    assert report.adopted == [machine_id]
+    assert Instance.objects.get(pk=instance.pk).provider_id == machine_id
+    assert len(_machines_for(simulator, instance)) == 1
+
+
+@pytest.mark.django_db
+def test_reconcile_destroys_a_machine_no_instance_owns(simulator):
+    instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
+    services.provision(instance.pk)
+    machine_id = Instance.objects.get(pk=instance.pk).provider_id
+    Instance.objects.filter(pk=instance.pk).delete()
+
+    report = reconcile_all()
+
+    assert report.orphans_destroyed == [machine_id]
+
+
+@pytest.mark.django_db
+def test_an_instance_stuck_in_transit_is_retried_then_put_in_error_with_a_reason(
+    simulator, settings
+):
+    settings.INSTANCE_STEP_RETRY_SECONDS = 60
+    settings.INSTANCE_STEP_TIMEOUT_SECONDS = 300
+    start = timezone.now()
+    instance = InstanceFactory(status=Status.WAKING, status_changed_at=start)
+
+    with time_machine.travel(start + timedelta(seconds=90), tick=False):
+        early = reconcile_all()
+    with time_machine.travel(start + timedelta(seconds=301), tick=False):
+        late = reconcile_all()
+
+    assert early.resent == [instance.pk]
+    assert late.failed == [instance.pk]
+    instance.refresh_from_db()
+    assert instance.status == Status.ERROR
+    assert instance.status_reason.startswith("stuck in waking for 5.0 min")
+
+
+@pytest.mark.django_db
+def test_a_running_instance_whose_machine_was_taken_back_goes_to_error(simulator):
+    instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
+    services.provision(instance.pk)
+    instance.refresh_from_db()
+    Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING)
+    assert simulator.post(f"/v1/machines/{instance.provider_id}/interrupt").status_code == 200
+
+    report = reconcile_all()
+
+    assert report.failed == [instance.pk]
+    instance.refresh_from_db()
+    assert instance.status == Status.ERROR
+    assert "interrupted" in instance.status_reason
+
+
+@pytest.mark.django_db
+def test_a_rate_limited_provider_during_create_is_a_503_and_creates_nothing(simulator, owner):
+    simulator.post("/v1/faults", {"fail_next": 1, "fail_status": 429, "retry_after": 1})
+
+    response = owner.client.post(
+        "/api/instances", {"gpu": "RTX 4090", "max_price": 5}, format="json"
+    )
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "provider_unavailable"
+    assert not Instance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_provision_task_meeting_429s_retries_until_the_machine_exists(simulator):
+    instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
+    simulator.post("/v1/faults", {"fail_next": 3, "fail_status": 429, "retry_after": 0})
+
+    tasks.provision.apply(args=[instance.pk])  # eager: Celery's own retries run inline
+
+    instance.refresh_from_db()
+    assert instance.status == Status.PROVISIONING
+    assert len(_machines_for(simulator, instance)) == 1
+
+
+@pytest.mark.django_db
+def test_a_provider_that_refuses_for_good_puts_the_instance_in_error(simulator):
+    instance = InstanceFactory(status=Status.PENDING, gpu="H100", max_price_micros=1)
+
+    tasks.provision.apply(args=[instance.pk])
+
+    instance.refresh_from_db()
+    assert instance.status == Status.ERROR
+    assert "no offer" in instance.status_reason
