@@ -42,3 +42,9 @@ class ProviderUnavailable(DumontError):
     code = "provider_unavailable"
     status_code = 503
     default_detail = "The GPU provider is not answering; try again in a minute."
+
+
+class UnknownAgent(DumontError):
+    code = "invalid_token"
+    status_code = 401
+    default_detail = "Unknown or retired agent token: 'Authorization: Bearer dia_...'."

@@ -11,12 +11,13 @@ from django.utils import timezone
 
 from accounts.models import SshKey, Tenant
 from billing.money import micros_to_usd
-from instances import tasks_queue
+from instances import heartbeats, tasks_queue
 from instances.agent_tokens import agent_token, hash_agent_token
 from instances.exceptions import (
     InvalidTransition,
     NoCapacity,
     ProviderUnavailable,
+    UnknownAgent,
     UnknownGpu,
     UnknownRegion,
 )
@@ -305,33 +306,29 @@ class HeartbeatReply:
 
 
 def record_heartbeat(
-    instance: Instance,
+    token: str,
     *,
     gpu_utilization_percent: float,
-    busy_threshold_percent: int,
     command_results: list[dict],
     now: datetime | None = None,
 ) -> HeartbeatReply:
-    """Store one beat in a single UPDATE; the first beat of a booting machine makes it run."""
+    """Store one beat (one SQL statement); the first beat of a booting machine makes it run."""
     now = now or timezone.now()
-    busy = gpu_utilization_percent >= busy_threshold_percent
-    Instance.objects.filter(pk=instance.pk).update(
-        last_heartbeat_at=now,
-        gpu_utilization_percent=gpu_utilization_percent,
-        last_busy_at=now if busy else F("last_busy_at"),
-    )
-    status = instance.status
+    beat = heartbeats.ingest(token, gpu_utilization_percent, now)
+    if beat is None:
+        raise UnknownAgent()
+    status = beat.status
     if status in BOOTING:
         try:
-            transition(instance.pk, Status.RUNNING, reason="agent reported in", actor="agent")
+            transition(beat.instance_id, Status.RUNNING, reason="agent reported in", actor="agent")
             status = Status.RUNNING
         except InvalidTransition:
             pass
     if command_results:
-        _finish_commands(instance, command_results, now)
-    commands = _hand_out_commands(instance, now) if instance.has_queued_commands else []
+        _finish_commands(beat.instance_id, command_results, now)
+    commands = _hand_out_commands(beat.instance_id, now) if beat.has_queued_commands else []
     return HeartbeatReply(
-        instance_id=instance.pk,
+        instance_id=beat.instance_id,
         status=status,
         interval_seconds=settings.AGENT_HEARTBEAT_SECONDS,
         commands=commands,
@@ -348,24 +345,24 @@ def queue_command(instance: Instance, kind: str, args: dict | None = None) -> Ag
     return command
 
 
-def _hand_out_commands(instance: Instance, now: datetime) -> list[dict]:
+def _hand_out_commands(instance_id: str, now: datetime) -> list[dict]:
     with transaction.atomic():
         queued = list(
             AgentCommand.objects.select_for_update(skip_locked=True).filter(
-                instance_id=instance.pk, state=AgentCommand.State.QUEUED
+                instance_id=instance_id, state=AgentCommand.State.QUEUED
             )
         )
         AgentCommand.objects.filter(pk__in=[c.pk for c in queued]).update(
             state=AgentCommand.State.SENT, sent_at=now
         )
-        Instance.objects.filter(pk=instance.pk).update(has_queued_commands=False)
+        Instance.objects.filter(pk=instance_id).update(has_queued_commands=False)
     return [{"id": c.pk, "kind": c.kind, "args": c.args} for c in queued]
 
 
-def _finish_commands(instance: Instance, results: list[dict], now: datetime) -> None:
+def _finish_commands(instance_id: str, results: list[dict], now: datetime) -> None:
     for result in results:
         AgentCommand.objects.filter(
-            instance_id=instance.pk, pk=result["id"], state=AgentCommand.State.SENT
+            instance_id=instance_id, pk=result["id"], state=AgentCommand.State.SENT
         ).update(
             state=AgentCommand.State.SUCCEEDED if result["ok"] else AgentCommand.State.FAILED,
             detail=str(result.get("detail", ""))[:2000],

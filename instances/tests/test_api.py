@@ -69,7 +69,11 @@ def test_bad_input_gets_a_400_with_a_code_and_creates_nothing(owner, simulator, 
 def test_another_tenants_ssh_key_cannot_be_attached(two_tenants, simulator):
     a, b = two_tenants
     key = SshKey.objects.create(
-        tenant=b.tenant, name="b", public_key=ED25519_KEY, key_type="ed25519", bits=256,
+        tenant=b.tenant,
+        name="b",
+        public_key=ED25519_KEY,
+        key_type="ed25519",
+        bits=256,
         fingerprint="SHA256:x",
     )
 
@@ -87,8 +91,14 @@ def test_no_offer_under_the_price_is_a_409_listing_cheaper_alternatives(owner, s
     assert body["code"] == "no_capacity"
     assert body["alternatives"], body
     for alternative in body["alternatives"]:
-        assert set(alternative) == {"gpu", "region", "gpu_count", "price_per_hour", "available",
-                                    "why"}
+        assert set(alternative) == {
+            "gpu",
+            "region",
+            "gpu_count",
+            "price_per_hour",
+            "available",
+            "why",
+        }
         assert alternative["available"] > 0
     same_gpu = [alt for alt in body["alternatives"] if alt["gpu"] == "H100"]
     assert same_gpu and all(alt["price_per_hour"] > 0.05 for alt in same_gpu)

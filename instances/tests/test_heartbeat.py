@@ -73,9 +73,7 @@ def test_queued_commands_are_handed_out_once_and_their_results_recorded():
     command = services.queue_command(instance, "ping", {"echo": "hi"})
 
     first = _beat(agent).json()
-    second = _beat(
-        agent, command_results=[{"id": command.pk, "ok": True, "detail": "pong"}]
-    ).json()
+    second = _beat(agent, command_results=[{"id": command.pk, "ok": True, "detail": "pong"}]).json()
 
     assert first["commands"] == [{"id": command.pk, "kind": "ping", "args": {"echo": "hi"}}]
     assert second["commands"] == []
@@ -83,9 +81,7 @@ def test_queued_commands_are_handed_out_once_and_their_results_recorded():
     assert (command.state, command.detail) == (AgentCommand.State.SUCCEEDED, "pong")
 
 
-@pytest.mark.parametrize(
-    "header", ["Bearer dia_wrong", "Bearer dmt_notanagent", "Basic x", ""]
-)
+@pytest.mark.parametrize("header", ["Bearer dia_wrong", "Bearer dmt_notanagent", "Basic x", ""])
 def test_a_beat_without_the_instances_agent_token_is_refused(header):
     InstanceFactory(status=Status.RUNNING)
     client = APIClient()
@@ -95,7 +91,11 @@ def test_a_beat_without_the_instances_agent_token_is_refused(header):
     response = _beat(client)
 
     assert response.status_code in (401, 403)
-    assert response.json()["code"] in ("invalid_token", "not_authenticated", "authentication_failed")
+    assert response.json()["code"] in (
+        "invalid_token",
+        "not_authenticated",
+        "authentication_failed",
+    )
 
 
 def test_a_customer_token_cannot_send_heartbeats(owner):

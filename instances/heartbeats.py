@@ -1,0 +1,62 @@
+"""The agents' hot path: one heartbeat is ONE SQL statement (authenticate + store).
+
+Thousands of agents beat every few seconds, so a beat must not cost an authentication query, an
+update and a settings lookup. The statement finds the instance by its agent token's hash (an
+indexed column), stores the utilisation and the beat time, moves `last_busy_at` when the GPU is
+at or above the tenant's idle threshold, and returns what the reply needs. The idle sweep ([D])
+then reads `last_heartbeat_at` / `last_busy_at` without scanning any history. UPDATE ... RETURNING
+runs on Postgres and on SQLite >= 3.35 (the embedded default).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+
+from accounts.models import TenantSettings
+from instances.agent_tokens import AGENT_TOKEN_PREFIX, hash_agent_token
+from instances.models import Instance
+
+DEFAULT_BUSY_PERCENT = 5  # TenantSettings' default idle threshold
+
+_INSTANCE = Instance._meta.db_table
+_SETTINGS = TenantSettings._meta.db_table
+_INGEST = f"""
+UPDATE {_INSTANCE}
+   SET last_heartbeat_at = %(now)s,
+       gpu_utilization_percent = %(percent)s,
+       last_busy_at = CASE
+           WHEN %(percent)s >= COALESCE(
+               (SELECT s.idle_threshold_percent FROM {_SETTINGS} s
+                 WHERE s.tenant_id = {_INSTANCE}.tenant_id),
+               {DEFAULT_BUSY_PERCENT})
+           THEN %(now)s ELSE last_busy_at END
+ WHERE agent_token_hash = %(token_hash)s AND status <> %(deleted)s
+RETURNING id, tenant_id, status, has_queued_commands
+"""
+
+
+@dataclass(frozen=True)
+class Beat:
+    instance_id: str
+    tenant_id: int
+    status: str
+    has_queued_commands: bool
+
+
+def ingest(token: str, gpu_utilization_percent: float, now: datetime) -> Beat | None:
+    """Store a beat for the instance that owns `token`; None if no live instance does."""
+    if not token.startswith(AGENT_TOKEN_PREFIX):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INGEST,
+            {
+                "now": now,
+                "percent": float(gpu_utilization_percent),
+                "token_hash": hash_agent_token(token),
+                "deleted": Instance.Status.DELETED,
+            },
+        )
+        row = cursor.fetchone()
+    return Beat(row[0], row[1], row[2], bool(row[3])) if row else None
