@@ -242,6 +242,9 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.models.Membership.Role",
+        "InstanceStatusEnum": "instances.models.Instance.Status",
+        "RegionEnum": "instances.models.Region",
+        "HealthStatusEnum": ["ok", "failing"],
     },
 }
 
