@@ -1,8 +1,8 @@
 """Heartbeat ingest rate of ONE web process (uvicorn, ASGI) on Postgres.
 
 Seeds N running instances with agent tokens in database `dumont_bench`, starts one uvicorn
-process, then a load client (a separate process: asyncio + httpx, keep-alive, C concurrent
-agents) posts heartbeats for D seconds. Prints heartbeats/s and latency per run and the median.
+process, then a load client (a separate process: asyncio streams, keep-alive, C concurrent
+agents, a minimal HTTP/1.1 client) posts heartbeats for D seconds. Prints heartbeats/s and latency per run and the median.
 Run (Postgres and Redis on this machine, as for `make test`):
     .venv/bin/python bench/heartbeat_ingest.py [--runs 3] [--seconds 10] [--instances 1000]
 """
@@ -88,34 +88,45 @@ print(json.dumps(tokens))
 
 
 async def load(url: str, tokens: list[str], seconds: float, concurrency: int) -> dict:
-    import httpx
-
+    """C keep-alive connections, each sending one beat after another (a minimal HTTP/1.1
+    client on asyncio streams: a general-purpose client library costs more CPU per request
+    than the server under test, on the same two cores)."""
+    host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
 
-        async def agent(offset: int) -> None:
-            nonlocal errors
-            n = offset
-            while time.monotonic() < deadline:
-                token = tokens[n % len(tokens)]
-                n += concurrency
-                started = time.perf_counter()
-                response = await client.post(
-                    "/api/agent/heartbeat",
-                    json={"gpu_utilization_percent": 50.0 + n % 40},
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                if response.status_code == 200:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
+    async def agent(offset: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        n = offset
+        while time.monotonic() < deadline:
+            token = tokens[n % len(tokens)]
+            n += concurrency
+            body = json.dumps({"gpu_utilization_percent": 50.0 + n % 40}).encode()
+            request = (
+                f"POST /api/agent/heartbeat HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            started = time.perf_counter()
+            writer.write(request)
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            if status_line.split()[1] == b"200":
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+        writer.close()
 
-        began = time.monotonic()
-        await asyncio.gather(*(agent(i) for i in range(concurrency)))
-        elapsed = time.monotonic() - began
+    began = time.monotonic()
+    await asyncio.gather(*(agent(i) for i in range(concurrency)))
+    elapsed = time.monotonic() - began
     latencies.sort()
     return {
         "per_second": len(latencies) / elapsed,

@@ -13,12 +13,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from dumont.consumers import TenantAuthMiddleware, TenantConsumer  # noqa: E402
+from instances.fast_heartbeat import HeartbeatFastLane  # noqa: E402
 
 websocket_routes = URLRouter([path("ws/tenant/", TenantConsumer.as_asgi())])
 
 application = ProtocolTypeRouter(
     {
-        "http": django_application,
+        "http": HeartbeatFastLane(django_application),
         "websocket": AuthMiddlewareStack(TenantAuthMiddleware(websocket_routes)),
     }
 )

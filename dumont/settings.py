@@ -269,6 +269,9 @@ DUMONT_DOMAIN = env.str("DUMONT_DOMAIN", default="dumontcloud.com")
 # Agent tokens are HMACs under this key (see instances/agent_tokens.py).
 AGENT_TOKEN_KEY = env.str("AGENT_TOKEN_KEY", default=f"agent-token:{SECRET_KEY}")
 AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=5.0)
+# Postgres: plain beats are answered by instances/fast_heartbeat.py without Django's view stack.
+HEARTBEAT_FAST_LANE = env.bool("HEARTBEAT_FAST_LANE", default=True)
+HEARTBEAT_FAST_LANE_POOL_SIZE = env.int("HEARTBEAT_FAST_LANE_POOL_SIZE", default=8)
 # Reconcile re-sends the step of an instance in a transitional status after RETRY seconds and
 # puts it in `error` after TIMEOUT seconds (the FAQ promises a GPU in 5 minutes at most).
 INSTANCE_STEP_RETRY_SECONDS = env.int("INSTANCE_STEP_RETRY_SECONDS", default=120)

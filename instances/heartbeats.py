@@ -21,7 +21,7 @@ DEFAULT_BUSY_PERCENT = 5  # TenantSettings' default idle threshold
 
 _INSTANCE = Instance._meta.db_table
 _SETTINGS = TenantSettings._meta.db_table
-_INGEST = f"""
+INGEST_SQL = f"""
 UPDATE {_INSTANCE}
    SET last_heartbeat_at = %(now)s,
        gpu_utilization_percent = %(percent)s,
@@ -44,19 +44,23 @@ class Beat:
     has_queued_commands: bool
 
 
+def ingest_parameters(token: str, gpu_utilization_percent: float, now: datetime) -> dict:
+    return {
+        "now": now,
+        "percent": float(gpu_utilization_percent),
+        "token_hash": hash_agent_token(token),
+        "deleted": Instance.Status.DELETED,
+    }
+
+
+def beat_of(row) -> "Beat | None":
+    return Beat(row[0], row[1], row[2], bool(row[3])) if row else None
+
+
 def ingest(token: str, gpu_utilization_percent: float, now: datetime) -> Beat | None:
     """Store a beat for the instance that owns `token`; None if no live instance does."""
     if not token.startswith(AGENT_TOKEN_PREFIX):
         return None
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INGEST,
-            {
-                "now": now,
-                "percent": float(gpu_utilization_percent),
-                "token_hash": hash_agent_token(token),
-                "deleted": Instance.Status.DELETED,
-            },
-        )
-        row = cursor.fetchone()
-    return Beat(row[0], row[1], row[2], bool(row[3])) if row else None
+        cursor.execute(INGEST_SQL, ingest_parameters(token, gpu_utilization_percent, now))
+        return beat_of(cursor.fetchone())

@@ -317,6 +317,18 @@ def record_heartbeat(
     beat = heartbeats.ingest(token, gpu_utilization_percent, now)
     if beat is None:
         raise UnknownAgent()
+    return complete_heartbeat(beat, command_results, now)
+
+
+def needs_completion(beat: heartbeats.Beat) -> bool:
+    """Whether a stored beat still has work: a booting machine to run, or commands to hand out."""
+    return beat.status in BOOTING or beat.has_queued_commands
+
+
+def complete_heartbeat(
+    beat: heartbeats.Beat, command_results: list[dict], now: datetime
+) -> HeartbeatReply:
+    """After the beat is stored: run a booting machine, record results, hand out commands."""
     status = beat.status
     if status in BOOTING:
         try:
