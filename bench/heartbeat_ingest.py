@@ -1,8 +1,9 @@
 """Heartbeat ingest rate of ONE web process (uvicorn, ASGI) on Postgres.
 
 Seeds N running instances with agent tokens in database `dumont_bench`, starts one uvicorn
-process, then a load client (a separate process: asyncio streams, keep-alive, C concurrent
-agents, a minimal HTTP/1.1 client) posts heartbeats for D seconds. Prints heartbeats/s and latency per run and the median.
+process, then a load client (a separate process: a minimal HTTP/1.1 client on asyncio streams,
+keep-alive, C concurrent agents) posts heartbeats for D seconds. Prints heartbeats/s and
+latency per run and the median. HEARTBEAT_FAST_LANE=false measures the Django view alone.
 Run (Postgres and Redis on this machine, as for `make test`):
     .venv/bin/python bench/heartbeat_ingest.py [--runs 3] [--seconds 10] [--instances 1000]
 """
