@@ -10,9 +10,10 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
 .PHONY: run test lint fmt install install-dev
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt agent/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -e ./agent
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt

@@ -262,6 +262,10 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Instances (issue B) -------------------------------------------------------------------------
+# The GPU market: "sim" (the simulated market `make run` starts) or "vast" (issue [D]).
+GPU_PROVIDER = env.str("GPU_PROVIDER", default="sim")
+SIM_PROVIDER_URL = env.str("SIM_PROVIDER_URL", default="http://127.0.0.1:8001")
+SIM_PROVIDER_API_KEY = env.str("SIM_PROVIDER_API_KEY", default="")
 # Where agents reach the public API (the provider passes it to each machine).
 DUMONT_PUBLIC_URL = env.str("DUMONT_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Customer-facing names: `{id}-{port}.{DUMONT_DOMAIN}` for ports, `{id}.{DUMONT_DOMAIN}` for DDNS.

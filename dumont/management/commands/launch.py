@@ -28,8 +28,24 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--worker-concurrency", type=int, default=2)
+        parser.add_argument("--sim-port", type=int, default=int(os.environ.get("SIM_PORT", "8001")))
+        parser.add_argument(
+            "--provision-delay",
+            type=float,
+            default=float(os.environ.get("SIM_PROVISION_DELAY_SECONDS", "3")),
+            help="seconds a simulated machine takes to boot",
+        )
 
-    def handle(self, *args, host: str, port: int, worker_concurrency: int, **options):
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        worker_concurrency: int,
+        sim_port: int,
+        provision_delay: float,
+        **options,
+    ):
         home = settings.DUMONT_HOME
         redis_process = None
         if settings.IS_EMBEDDED_REDIS:
@@ -41,16 +57,42 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             call_command("collectstatic", interactive=False, verbosity=0)
             call_command("seed_demo", base_url=f"http://{host}:{port}")
-            return_code = self._run_processes(host, port, worker_concurrency)
+            return_code = self._run_processes(
+                host, port, worker_concurrency, sim_port, provision_delay
+            )
         finally:
             if redis_process is not None:
                 stop_embedded_redis(redis_process)
         if return_code:
             raise CommandError(f"a process stopped with exit code {return_code}")
 
-    def _run_processes(self, host: str, port: int, worker_concurrency: int) -> int:
-        env = dict(os.environ, DUMONT_HOME=str(settings.DUMONT_HOME), PYTHONUNBUFFERED="1")
+    def _run_processes(
+        self, host: str, port: int, worker_concurrency: int, sim_port: int, provision_delay: float
+    ) -> int:
+        env = dict(
+            os.environ,
+            DUMONT_HOME=str(settings.DUMONT_HOME),
+            PYTHONUNBUFFERED="1",
+            SIM_PROVIDER_URL=os.environ.get("SIM_PROVIDER_URL", f"http://127.0.0.1:{sim_port}"),
+            DUMONT_PUBLIC_URL=os.environ.get("DUMONT_PUBLIC_URL", f"http://{host}:{port}"),
+        )
         manager = Manager(Printer(sys.stdout, width=6))
+        if settings.GPU_PROVIDER == "sim":
+            # The simulated GPU market: machines are folders under DUMONT_HOME with real agents.
+            manager.add_process(
+                "sim",
+                _python(
+                    "-m",
+                    "simulator",
+                    "--home",
+                    str(settings.DUMONT_HOME),
+                    "--port",
+                    str(sim_port),
+                    "--provision-delay",
+                    str(provision_delay),
+                ),
+                env=env,
+            )
         manager.add_process(
             "web",
             _python(
