@@ -1,5 +1,6 @@
 """Machines as folders with a real `dumont-agent` process each; a ticker drives their lives."""
 
+import contextlib
 import json
 import logging
 import math
@@ -146,10 +147,8 @@ class Supervisor:
                 process.kill()
                 process.wait()
         elif pid:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def shutdown(self) -> None:
         """Stop ticking and stop every agent (the machines stay `running` for the next start)."""

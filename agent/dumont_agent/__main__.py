@@ -1,6 +1,7 @@
 """`dumont-agent`: heartbeat loop with backoff; exits 0 on SIGTERM, 3 when its token is refused."""
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -110,10 +111,9 @@ class Agent:
                 self._report_then_stop()
 
     def _report_then_stop(self) -> None:
-        try:
+        # The shutdown happens even if this report fails; the API then sees the command unanswered.
+        with contextlib.suppress(Exception):
             self.beat()
-        except Exception:  # the shutdown happens anyway; the API sees the command unanswered
-            pass
         self.stop.set()
 
     def run(self) -> int:
