@@ -40,6 +40,51 @@ def _get(url: str, token: str | None = None) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
+def _call(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _wait_for_status(url: str, token: str, status: str, timeout_seconds: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        _, body = _call("GET", url, token)
+        if body.get("status") == status:
+            return body
+        time.sleep(0.3)
+    pytest.fail(f"{url} never reached {status}; last: {body}")
+
+
+def _instance_life(base_url: str, token: str, other_token: str) -> list[str]:
+    """The issue's "done when": create, run, hibernate, wake, delete, read the events."""
+    status, created = _call(
+        "POST",
+        f"{base_url}/api/instances",
+        token,
+        {"gpu": "RTX 4090", "region": "US-East", "max_price": 1.0},
+    )
+    assert status == 202, created
+    url = f"{base_url}/api/instances/{created['id']}"
+    running = _wait_for_status(url, token, "running")
+    assert running["connection"]["ssh_command"]
+    assert _call("GET", url, other_token)[0] == 404
+    assert _call("POST", f"{url}/hibernate", token)[0] == 202
+    _wait_for_status(url, token, "hibernated")
+    assert _call("POST", f"{url}/wake", token)[0] == 202
+    _wait_for_status(url, token, "running")
+    assert _call("DELETE", url, token)[0] == 202
+    _wait_for_status(url, token, "deleted")
+    _, events = _call("GET", f"{url}/events", token)
+    return [event["to_status"] for event in events["results"]]
+
+
 def _wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_seconds: float):
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
@@ -66,7 +111,17 @@ def test_launch_serves_the_whole_system_and_stops_on_ctrl_c(embedded_environment
     home = tmp_path / "home"
     with open(tmp_path / "launch.log", "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "launch", "--port", str(port)],
+            [
+                sys.executable,
+                "manage.py",
+                "launch",
+                "--port",
+                str(port),
+                "--sim-port",
+                str(_free_port()),
+                "--provision-delay",
+                "0.5",
+            ],
             cwd=settings.BASE_DIR,
             env=embedded_environment,
             stdout=log,
@@ -96,6 +151,13 @@ def test_launch_serves_the_whole_system_and_stops_on_ctrl_c(embedded_environment
                 timeout=60,
             )
             event = json.loads(websocket.recv(timeout=10))
+        _, other = _call(
+            "POST",
+            f"{base_url}/api/auth/signup",
+            "",
+            {"email": "other@example.com", "password": "another long pass", "organization": "B"},
+        )
+        life = _instance_life(base_url, demo["token"], other["token"])
     finally:
         process.send_signal(signal.SIGINT)
         return_code = process.wait(timeout=30)
@@ -104,6 +166,17 @@ def test_launch_serves_the_whole_system_and_stops_on_ctrl_c(embedded_environment
     assert me_status == 200
     assert me["tenant"]["name"] == "Demo Org"
     assert event == {"event": "demo.event", "data": PUSHED_DATA}
+    assert life == [
+        "pending",
+        "provisioning",
+        "running",
+        "hibernating",
+        "hibernated",
+        "waking",
+        "running",
+        "deleting",
+        "deleted",
+    ]
     assert return_code == 0, (tmp_path / "launch.log").read_text()[-3000:]
     assert "demo@dumont.local" in (tmp_path / "launch.log").read_text()
 
