@@ -7,6 +7,9 @@ from django_celery_beat.models import PeriodicTask
 
 from accounts.models import ApiToken, AuditLog, SshKey, Tenant, User
 from accounts.tests.factories import UserFactory
+from instances.services import queue_command
+from instances.tests.factories import InstanceFactory
+from instances.transitions import transition
 
 ED25519_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqGZpZ4hDXaFy0qzSs5DhiW1vx2Sh3xZzG8rO7vSbWp a@b"
 
@@ -20,6 +23,9 @@ def staff_client(client):
 @pytest.fixture
 def populated(owner):
     owner.client.post("/api/ssh-keys", {"name": "laptop", "public_key": ED25519_KEY}, format="json")
+    instance = InstanceFactory(tenant=owner.tenant, status="running")
+    transition(instance, "hibernating", reason="admin page test")
+    queue_command(instance, "ping")
     return owner
 
 
