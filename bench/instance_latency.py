@@ -23,7 +23,7 @@ from pathlib import Path
 from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embedded_startup import EMBEDDED_VARIABLES, ROOT, free_port, status_of  # noqa: E402
+from embedded_startup import EMBEDDED_VARIABLES, ROOT, free_port, status_of
 
 
 def post(url: str, token: str, body: dict | None = None, method: str = "POST") -> dict:
@@ -43,8 +43,17 @@ def measure(samples: int, provision_delay: float) -> list[float]:
     env = {key: value for key, value in os.environ.items() if key not in EMBEDDED_VARIABLES}
     env.update(DUMONT_HOME=str(home), LOG_LEVEL="WARNING")
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "launch", "--port", str(port), "--sim-port",
-         str(free_port()), "--provision-delay", str(provision_delay)],
+        [
+            sys.executable,
+            "manage.py",
+            "launch",
+            "--port",
+            str(port),
+            "--sim-port",
+            str(free_port()),
+            "--provision-delay",
+            str(provision_delay),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
