@@ -213,6 +213,8 @@ class AuditLog(models.Model):
         INSTANCE_FORCE_STOPPED = "instance_force_stopped", "Instance force-stopped by support"
         INSTANCE_PROVISION_RETRIED = "instance_retried", "Instance provisioning retried by support"
         INSTANCE_MARKED_ERROR = "instance_marked_error", "Instance marked error by support"
+        CREDIT_GRANTED = "credit_granted", "Credit granted by support"
+        CREDIT_REFUNDED = "credit_refunded", "Credit refunded by support"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"

@@ -20,6 +20,7 @@ from accounts.models import (
     User,
     normalize_email,
 )
+from accounts.signals import tenant_created
 from accounts.ssh_keys import ParsedSshKey
 from accounts.tokens import display_prefix, hash_token, new_token_secret
 
@@ -64,6 +65,7 @@ def create_tenant(name: str, owner: User) -> Tenant:
     tenant = Tenant.objects.create(name=name)
     Membership.objects.create(user=owner, tenant=tenant, role=Membership.Role.OWNER)
     TenantSettings.objects.create(tenant=tenant)
+    tenant_created.send(sender=Tenant, tenant=tenant, owner=owner)
     return tenant
 
 

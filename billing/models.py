@@ -1,1 +1,156 @@
-# Plans, the credit ledger and metering arrive with issue #7 ([E] Billing).
+"""Plans, subscriptions, the append-only credit ledger, trials and usage intervals.
+
+Money is integer micro-USD (`_micros`) everywhere; see billing/money.py for the edges.
+"""
+
+from django.db import models
+
+from accounts.models import Tenant, TenantOwnedQuerySet
+
+
+class Plan(models.Model):
+    """What a tenant subscribes to (the seeds: Starter, Pro, Enterprise). Editable in the admin."""
+
+    code = models.SlugField(max_length=30, unique=True)
+    name = models.CharField(max_length=60)
+    # The list price in the plan's currency, in minor units (cents / centavos).
+    price_minor = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="USD")
+    included_gpu_hours = models.PositiveIntegerField(default=0)
+    has_standby = models.BooleanField(default=False)
+    has_auto_hibernate = models.BooleanField(default=False)
+    max_instances = models.PositiveIntegerField(null=True, blank=True)  # None: no limit
+    regions = models.JSONField(default=list, blank=True)  # empty: every region
+    support_response_hours = models.PositiveIntegerField(null=True, blank=True)
+    is_public = models.BooleanField(default=True)
+    stripe_price_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["price_minor", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        TRIALING = "trialing"
+        ACTIVE = "active"
+        PAST_DUE = "past_due"
+        CANCELED = "canceled"
+        EXPIRED = "expired"  # a trial that ended without a paid plan
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="subscription")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=12, choices=Status.choices)
+    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    stripe_customer_id = models.CharField(max_length=100, blank=True)
+    stripe_subscription_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.tenant} on {self.plan} ({self.status})"
+
+
+class LedgerEntry(models.Model):
+    """One movement of credit. Append-only: a correction is a new entry, never an edit."""
+
+    class Kind(models.TextChoices):
+        TRIAL_GRANT = "trial_grant"
+        TRIAL_EXPIRY = "trial_expiry"
+        PURCHASE = "purchase"
+        SUBSCRIPTION_CREDIT = "subscription_credit"
+        USAGE_GPU = "usage_gpu"
+        USAGE_STANDBY = "usage_standby"
+        USAGE_STORAGE = "usage_storage"
+        REFUND = "refund"
+        ADMIN_GRANT = "admin_grant"
+        ADJUSTMENT = "adjustment"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="ledger_entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount_micros = models.BigIntegerField()  # credit > 0, debit < 0
+    # What it is idempotent on: a Stripe event id, a usage interval and its end, "trial:<email>".
+    idempotency_key = models.CharField(max_length=200)
+    # The payment as made, for purchases in another currency (PIX and boleto pay in BRL).
+    currency = models.CharField(max_length=3, default="USD")
+    amount_minor = models.BigIntegerField(null=True, blank=True)
+    fx_rate = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    reference = models.CharField(max_length=200, blank=True)  # instance id, Stripe object id...
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="ledger_idempotency_key"),
+            models.CheckConstraint(condition=~models.Q(amount_micros=0), name="ledger_not_zero"),
+        ]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="ledger_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_micros:+d} µUSD for {self.tenant_id}"
+
+
+class TrialClaim(models.Model):
+    """One trial per person: the normalised e-mail of whoever started one."""
+
+    email = models.CharField(max_length=254, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class UsageInterval(models.Model):
+    """A stretch of billable time: a GPU while its instance runs, a standby while it serves.
+
+    Opened and closed by instance transitions (instances registers the hook). The metering task
+    posts `price × elapsed` into the ledger; `posted_micros` is what is already posted, so the
+    next post is the exact difference, however often or late the task runs.
+    """
+
+    class Kind(models.TextChoices):
+        GPU = "gpu"
+        STANDBY = "standby"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="usage_intervals")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Billing never imports instances: the instance is named by id, not a foreign key.
+    subject_id = models.CharField(max_length=40)
+    description = models.CharField(max_length=200, blank=True)
+    price_micros_per_hour = models.BigIntegerField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    posted_until = models.DateTimeField()
+    posted_micros = models.BigIntegerField(default=0)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # One open interval per subject and kind: a repeated "open" is a no-op.
+            models.UniqueConstraint(
+                fields=["subject_id", "kind"],
+                condition=models.Q(ended_at__isnull=True),
+                name="usage_one_open_interval",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["posted_until"],
+                name="usage_open_to_post",
+                condition=models.Q(ended_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject_id} from {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -19,3 +19,9 @@ def usd_to_micros(amount: Decimal | str | int | float) -> int:
 def micros_to_usd(micros: int) -> Decimal:
     """500000 → Decimal('0.5'); exact, for JSON as a number or text."""
     return (Decimal(micros) / MICROS_PER_USD).normalize()
+
+
+def usd_text(micros: int) -> str:
+    """Two decimals at least, more when the micro-dollars need them: 79000000 → "79.00"."""
+    value = micros_to_usd(micros)
+    return f"{value:.2f}" if value == round(value, 2) else f"{value:f}"

@@ -287,6 +287,29 @@ CELERY_BEAT_SCHEDULE["reconcile-instances"] = {
     "options": {"expires": RECONCILE_INTERVAL_SECONDS * 2},
 }
 
+# --- Billing (issue E) ----------------------------------------------------------------------------
+# What we charge over the machine's market price, in percent (0: at cost).
+BILLING_GPU_MARGIN_PERCENT = env.int("BILLING_GPU_MARGIN_PERCENT", default=0)
+TRIAL_DAYS = env.int("TRIAL_DAYS", default=7)
+TRIAL_CREDIT_MICROS = env.int("TRIAL_CREDIT_MICROS", default=79_000_000)
+METERING_INTERVAL_SECONDS = env.int("METERING_INTERVAL_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["post-usage"] = {
+    "task": "billing.tasks.post_usage",
+    "schedule": float(METERING_INTERVAL_SECONDS),
+    "options": {"expires": METERING_INTERVAL_SECONDS * 2},
+}
+CELERY_BEAT_SCHEDULE["expire-trials"] = {
+    "task": "billing.tasks.expire_trials",
+    "schedule": 3600.0,
+    "options": {"expires": 1800},
+}
+
+# --- E-mail ----------------------------------------------------------------------------------------
+# The console backend prints mail in development; production sets an SMTP URL.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Dumont Cloud <noreply@dumontcloud.com>")
+
 # --- Object storage (snapshots, issue C) ---------------------------------------------------------
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(DUMONT_HOME / "objects")))
 

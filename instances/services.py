@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import SshKey, Tenant
 from billing.money import micros_to_usd
-from instances import heartbeats, tasks_queue
+from instances import heartbeats, metering, tasks_queue
 from instances.agent_tokens import agent_token, hash_agent_token
 from instances.exceptions import (
     InvalidTransition,
@@ -122,13 +122,15 @@ def create_instance(tenant: Tenant, request: InstanceRequest, *, actor: str) -> 
         gpu_count=request.gpu_count,
         max_price_micros=request.max_price_micros,
     )
-    if not any(offer.available > 0 for offer in offers):
+    available = [offer for offer in offers if offer.available > 0]
+    if not available:
         where = f" in {region}" if region else ""
         price = micros_to_usd(request.max_price_micros)
         raise NoCapacity(
             f"No {request.gpu_count} x {gpu.name}{where} at or under ${price}/h right now.",
             _alternatives(gpu, region, request.gpu_count, request.max_price_micros),
         )
+    metering.require_credit_for_an_hour(tenant.pk, available[0].price_micros_per_hour)
     with transaction.atomic():
         instance = Instance.objects.create(
             tenant=tenant,

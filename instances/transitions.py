@@ -50,13 +50,15 @@ TRANSITIONAL = frozenset(
     }
 )
 
-# Called after commit with (instance, event) for every transition; billing registers here ([E]).
+# Called with (instance, event) for every transition, INSIDE its transaction: billing's usage
+# intervals open and close atomically with the status (a crash after commit cannot leave a
+# running instance unmetered). Hooks must not call outside services; queue that on_commit.
 TransitionHook = Callable[[Instance, InstanceEvent], None]
 _hooks: list[TransitionHook] = []
 
 
 def register_transition_hook(hook: TransitionHook) -> None:
-    """Run `hook(instance, event)` after the commit of every transition."""
+    """Run `hook(instance, event)` in the transaction of every transition."""
     if hook not in _hooks:
         _hooks.append(hook)
 
@@ -133,5 +135,5 @@ def _record(instance: Instance, from_status: str, *, reason: str, actor: str, at
     )
     notify.transition_recorded(instance, event)
     for hook in _hooks:
-        transaction.on_commit(lambda hook=hook: hook(instance, event))
+        hook(instance, event)
     return event

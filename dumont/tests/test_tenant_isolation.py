@@ -18,6 +18,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import ApiToken, AuditLog, Membership, SshKey, TenantSettings
 from accounts.tests.factories import UserFactory
+from billing import ledger
+from billing.models import LedgerEntry, Plan, Subscription
 from conftest import Account
 from instances.models import Instance
 from instances.tests.factories import InstanceFactory
@@ -87,6 +89,36 @@ def _make_instance(a: Account) -> Made:
     return Made({"pk": instance.pk}, "alpha-instance-name")
 
 
+def _make_ledger_entries(a: Account) -> Made:
+    ledger.post(
+        a.tenant,
+        LedgerEntry.Kind.ADMIN_GRANT,
+        4_321_987,
+        idempotency_key="alpha-grant",
+        reference="alpha-usage-instance",
+        description="alpha-ledger-entry",
+    )
+    ledger.post(
+        a.tenant,
+        LedgerEntry.Kind.USAGE_GPU,
+        -1_000,
+        idempotency_key="alpha-usage",
+        reference="alpha-usage-instance",
+    )
+    return Made({}, "alpha-usage-instance")
+
+
+def _make_balance(a: Account) -> Made:
+    _make_ledger_entries(a)
+    return Made({}, str(ledger.balance_micros(a.tenant)))
+
+
+def _make_subscription(a: Account) -> Made:
+    plan = Plan.objects.create(code="alpha", name="alpha-plan-name")
+    Subscription.objects.filter(tenant=a.tenant).update(plan=plan)
+    return Made({}, "alpha-plan-name")
+
+
 ROUTES: dict[str, Case] = {
     "health": Case("public"),
     "auth-signup": Case("public"),
@@ -113,6 +145,12 @@ ROUTES: dict[str, Case] = {
     "instance-hibernate": Case("detail", _make_instance, Instance),
     "instance-wake": Case("detail", _make_instance, Instance),
     "instance-events": Case("detail", _make_instance, Instance),
+    "billing-balance": Case("singleton", _make_balance, LedgerEntry),
+    "billing-usage": Case("singleton", _make_ledger_entries, LedgerEntry),
+    "billing-plans": Case("public"),
+    "billing-subscription": Case("singleton", _make_subscription, Subscription),
+    "ledger-list": Case("list", _make_ledger_entries, LedgerEntry),
+    "ledger-export": Case("list", _make_ledger_entries, LedgerEntry),
     # Agents authenticate with their instance's token; a customer token is refused (401).
     "agent-heartbeat": Case(
         "singleton", _make_instance, Instance, body={"gpu_utilization_percent": 1}

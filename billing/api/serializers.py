@@ -1,0 +1,74 @@
+from rest_framework import serializers
+
+from billing.models import LedgerEntry, Plan, Subscription, UsageInterval
+from billing.money import usd_text
+
+
+class BalanceSerializer(serializers.Serializer):
+    balance_micro_usd = serializers.IntegerField()
+    balance_usd = serializers.CharField()
+    currency = serializers.CharField()
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    amount_usd = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "created_at",
+            "kind",
+            "amount_micros",
+            "amount_usd",
+            "currency",
+            "amount_minor",
+            "fx_rate",
+            "reference",
+            "description",
+        ]
+        read_only_fields = fields
+
+    def get_amount_usd(self, entry: LedgerEntry) -> str:
+        return usd_text(entry.amount_micros)
+
+
+class UsageDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    subject_id = serializers.CharField(help_text="the instance id")
+    kind = serializers.CharField()
+    amount_micros = serializers.IntegerField(help_text="charged that day (positive)")
+    amount_usd = serializers.CharField()
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        fields = [
+            "code",
+            "name",
+            "price_minor",
+            "currency",
+            "included_gpu_hours",
+            "has_standby",
+            "has_auto_hibernate",
+            "max_instances",
+            "regions",
+            "support_response_hours",
+        ]
+        read_only_fields = fields
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    plan = PlanSerializer()
+
+    class Meta:
+        model = Subscription
+        fields = ["plan", "status", "trial_ends_at", "current_period_end"]
+        read_only_fields = fields
+
+
+class UsageIntervalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UsageInterval
+        fields = ["id", "kind", "subject_id", "price_micros_per_hour", "started_at", "ended_at"]

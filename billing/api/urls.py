@@ -1,0 +1,15 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from billing.api import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("billing/ledger", views.LedgerViewSet, basename="ledger")
+
+urlpatterns = [
+    path("billing/balance", views.BalanceView.as_view(), name="billing-balance"),
+    path("billing/usage", views.UsageView.as_view(), name="billing-usage"),
+    path("billing/plans", views.PlansView.as_view(), name="billing-plans"),
+    path("billing/subscription", views.SubscriptionView.as_view(), name="billing-subscription"),
+    *router.urls,
+]

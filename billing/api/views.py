@@ -1,0 +1,141 @@
+import csv
+import io
+
+from django.db.models import Sum
+from django.db.models.functions import TruncDate
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.tenancy import TenantScopedViewSet
+from billing import ledger
+from billing.api import serializers
+from billing.models import LedgerEntry, Plan, Subscription
+from billing.money import usd_text
+
+USAGE_KINDS = [LedgerEntry.Kind.USAGE_GPU, LedgerEntry.Kind.USAGE_STANDBY]
+
+
+class BalanceView(APIView):
+    """The tenant's credit: the sum of its ledger."""
+
+    @extend_schema(responses={200: serializers.BalanceSerializer}, tags=["billing"])
+    def get(self, request):
+        micros = ledger.balance_micros(request.auth.tenant)
+        return Response(
+            {
+                "balance_micro_usd": micros,
+                "balance_usd": usd_text(micros),
+                "currency": "USD",
+            }
+        )
+
+
+@extend_schema(tags=["billing"])
+class LedgerViewSet(mixins.ListModelMixin, TenantScopedViewSet):
+    """Every movement of credit, newest first; `?kind=` filters."""
+
+    queryset = LedgerEntry.objects.all()
+    serializer_class = serializers.LedgerEntrySerializer
+    filterset_fields = ["kind"]
+
+    @extend_schema(
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+        summary="The whole ledger as CSV",
+    )
+    @action(detail=False, methods=["get"], url_path="csv")
+    def export(self, request):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(
+            [
+                "created_at",
+                "kind",
+                "amount_usd",
+                "amount_micros",
+                "currency",
+                "amount_minor",
+                "fx_rate",
+                "reference",
+                "description",
+            ]
+        )
+        for entry in self.filter_queryset(self.get_queryset()).order_by("created_at", "id"):
+            writer.writerow(
+                [
+                    entry.created_at.isoformat(),
+                    entry.kind,
+                    usd_text(entry.amount_micros),
+                    entry.amount_micros,
+                    entry.currency,
+                    entry.amount_minor or "",
+                    entry.fx_rate or "",
+                    entry.reference,
+                    entry.description,
+                ]
+            )
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="dumont-ledger.csv"'
+        return response
+
+
+class UsageView(APIView):
+    """Usage charged per instance and day (UTC)."""
+
+    @extend_schema(
+        responses={200: serializers.UsageDaySerializer(many=True)},
+        parameters=[OpenApiParameter("instance", str, description="only this instance id")],
+        tags=["billing"],
+    )
+    def get(self, request):
+        entries = LedgerEntry.objects.for_tenant(request.auth.tenant).filter(kind__in=USAGE_KINDS)
+        if instance := request.query_params.get("instance"):
+            entries = entries.filter(reference=instance)
+        rows = (
+            entries.annotate(day=TruncDate("created_at"))
+            .values("day", "reference", "kind")
+            .annotate(total=Sum("amount_micros"))
+            .order_by("-day", "reference")
+        )
+        return Response(
+            [
+                {
+                    "day": row["day"],
+                    "subject_id": row["reference"],
+                    "kind": row["kind"],
+                    "amount_micros": -row["total"],
+                    "amount_usd": usd_text(-row["total"]),
+                }
+                for row in rows
+            ]
+        )
+
+
+class PlansView(APIView):
+    """The public plans."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses={200: serializers.PlanSerializer(many=True)}, tags=["billing"])
+    def get(self, request):
+        plans = Plan.objects.filter(is_public=True)
+        return Response(serializers.PlanSerializer(plans, many=True).data)
+
+
+class SubscriptionView(APIView):
+    """The tenant's plan and its status (trialing, active, expired ...); 404 without one."""
+
+    @extend_schema(responses={200: serializers.SubscriptionSerializer}, tags=["billing"])
+    def get(self, request):
+        subscription = (
+            Subscription.objects.for_tenant(request.auth.tenant).select_related("plan").first()
+        )
+        if subscription is None:
+            return Response({"code": "no_subscription", "detail": "No plan yet."}, status=404)
+        return Response(serializers.SubscriptionSerializer(subscription).data)

@@ -1,0 +1,13 @@
+"""Domain errors of billing; dumont.errors turns them into JSON with their `code`."""
+
+from dumont.exceptions import DumontError
+
+
+class InsufficientCredits(DumontError):
+    code = "insufficient_credits"
+    status_code = 402
+    default_detail = "Not enough credit for one hour of this machine; add credits or a plan."
+
+
+class InvalidAmount(DumontError):
+    code = "invalid_amount"
