@@ -1,9 +1,9 @@
 """Usage metering: intervals of billable time, posted to the ledger exactly.
 
-The amount due for an interval at time T is price × (T − start), computed from the start every
+The amount due for an interval at time T is price x (T - start), computed from the start every
 time in integer micro-seconds and floored to the micro-dollar, and the ledger key of each post
 is the cumulative amount it brings the interval to. So posting every minute, once a day, twice
-concurrently or again after a crash always sums to exactly price × seconds.
+concurrently or again after a crash always sums to exactly price x seconds.
 """
 
 from datetime import datetime, timedelta
@@ -32,7 +32,7 @@ def _microseconds(delta: timedelta) -> int:
 
 
 def due_micros(interval: UsageInterval, until: datetime) -> int:
-    """price × elapsed, floored to the micro-dollar, from the interval's start to `until`."""
+    """price x elapsed, floored to the micro-dollar, from the interval's start to `until`."""
     elapsed = max(0, _microseconds(until - interval.started_at))
     return interval.price_micros_per_hour * elapsed // MICROSECONDS_PER_HOUR
 

@@ -113,7 +113,7 @@ class UsageInterval(models.Model):
     """A stretch of billable time: a GPU while its instance runs, a standby while it serves.
 
     Opened and closed by instance transitions (instances registers the hook). The metering task
-    posts `price × elapsed` into the ledger; `posted_micros` is what is already posted, so the
+    posts `price x elapsed` into the ledger; `posted_micros` is what is already posted, so the
     next post is the exact difference, however often or late the task runs.
     """
 

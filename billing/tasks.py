@@ -11,7 +11,7 @@ from billing.signals import balance_exhausted
 
 @shared_task
 def post_usage() -> int:
-    """Post open usage intervals; tenants left without credit are signalled (instances hibernate)."""
+    """Post open usage intervals; tenants left without credit are signalled (to hibernate)."""
     charged = metering.post_open_intervals()
     exhausted = [tenant_id for tenant_id in charged if ledger.balance_micros(tenant_id) <= 0]
     for tenant_id in exhausted:
