@@ -304,7 +304,7 @@ CELERY_BEAT_SCHEDULE["expire-trials"] = {
     "options": {"expires": 1800},
 }
 
-# --- E-mail ----------------------------------------------------------------------------------------
+# --- E-mail ---------------------------------------------------------------------------------------
 # The console backend prints mail in development; production sets an SMTP URL.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
