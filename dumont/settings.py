@@ -308,9 +308,7 @@ CELERY_BEAT_SCHEDULE["expire-trials"] = {
 # The console backend prints mail in development; production sets an SMTP URL.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
-DEFAULT_FROM_EMAIL = env.str(
-    "DEFAULT_FROM_EMAIL", default="Dumont Cloud <noreply@dumontcloud.com>"
-)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Dumont <noreply@dumontcloud.com>")
 
 # --- Object storage (snapshots, issue C) ---------------------------------------------------------
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(DUMONT_HOME / "objects")))
