@@ -210,6 +210,11 @@ class AuditLog(models.Model):
         MEMBER_REMOVED = "member_removed", "Member removed"
         ROLE_CHANGED = "role_changed", "Role changed"
         SETTINGS_CHANGED = "settings_changed", "Settings changed"
+        WEBHOOK_CREATED = "webhook_created", "Webhook endpoint created"
+        WEBHOOK_UPDATED = "webhook_updated", "Webhook endpoint changed"
+        WEBHOOK_DELETED = "webhook_deleted", "Webhook endpoint deleted"
+        WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Webhook secret rotated"
+        WEBHOOK_REDELIVERED = "webhook_redelivered", "Webhook delivery resent"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"

@@ -7,6 +7,7 @@ from dumont.api import HealthView
 api_patterns = [
     path("health", HealthView.as_view(), name="health"),
     path("", include("accounts.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
