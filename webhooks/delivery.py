@@ -121,8 +121,11 @@ def send(delivery: WebhookDelivery) -> Outcome:
             "POST", pinned_url, content=body, headers=headers, extensions=extensions
         )
         try:
-            with client.send(request, stream=True) as response:
+            response = client.send(request, stream=True)
+            try:
                 excerpt = _read_excerpt(response, deadline)
+            finally:
+                response.close()
         except httpx.HTTPError as error:
             return Outcome(error=f"{type(error).__name__}: {error}"[:500])
     error = ""
