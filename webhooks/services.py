@@ -56,14 +56,15 @@ def emit(tenant: Tenant | int, event: str, data: dict) -> list[WebhookDelivery]:
         ]
         if not endpoints:
             return []
-        payload = _envelope(uuid.uuid4(), event, tenant_id, data)
+        event_id = uuid.uuid4()
+        payload = _envelope(event_id, event, tenant_id, data)
         now = timezone.now()
         deliveries = WebhookDelivery.objects.bulk_create(
             WebhookDelivery(
                 tenant_id=tenant_id,
                 endpoint=endpoint,
                 event=event,
-                event_id=payload["id"],
+                event_id=event_id,
                 payload=payload,
                 next_attempt_at=now,
             )
@@ -198,8 +199,9 @@ def send_ping(context: TenantContext, endpoint: WebhookEndpoint) -> WebhookDeliv
     _require_admin(context)
     if not endpoint.is_active:
         raise EndpointInactive()
+    event_id = uuid.uuid4()
     payload = _envelope(
-        uuid.uuid4(),
+        event_id,
         PING,
         context.tenant.pk,
         {"endpoint": {"id": endpoint.pk, "url": endpoint.url}, "message": "Hello from Dumont."},
@@ -208,7 +210,7 @@ def send_ping(context: TenantContext, endpoint: WebhookEndpoint) -> WebhookDeliv
         tenant=context.tenant,
         endpoint=endpoint,
         event=PING,
-        event_id=payload["id"],
+        event_id=event_id,
         payload=payload,
         next_attempt_at=timezone.now(),
     )

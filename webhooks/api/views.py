@@ -1,8 +1,8 @@
 import django_filters
+from django_filters.utils import translate_validation
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.tenancy import TenantScopedViewSet
@@ -95,7 +95,7 @@ class WebhookEndpointViewSet(
             request.query_params, queryset=endpoint.deliveries.order_by("-created_at", "-id")
         )
         if not found.is_valid():
-            raise ValidationError(found.errors)
+            raise translate_validation(found.errors)
         page = self.paginate_queryset(found.qs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

@@ -46,7 +46,9 @@ def _sweep_at(moment) -> WebhookDelivery:
 
 
 @pytest.mark.django_db
-def test_the_receiver_gets_a_signed_event_it_can_verify(owner, endpoint, httpserver, emit_committed):
+def test_the_receiver_gets_a_signed_event_it_can_verify(
+    owner, endpoint, httpserver, emit_committed
+):
     httpserver.expect_request("/hook", method="POST").respond_with_data("thanks")
 
     (delivery,) = emit_committed(owner.tenant)
