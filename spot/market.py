@@ -1,8 +1,8 @@
 """How spot learns what the market offers right now, without importing the apps above it.
 
-`spot` sits below `instances` (DESIGN.md: accounts <- spot <- billing <- instances), so it cannot ask
-the active GPU provider itself. `instances` registers a source in its AppConfig.ready(); the spot
-monitor task calls `current_offers()`.
+`spot` sits below `instances` (DESIGN.md: accounts <- spot <- billing <- instances), so it cannot
+ask the active GPU provider itself. `instances` registers a source in its AppConfig.ready(); the
+spot monitor task calls `current_offers()`.
 """
 
 from collections.abc import Callable, Iterable
