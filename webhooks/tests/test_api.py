@@ -244,3 +244,15 @@ def test_redeliver_to_a_disabled_endpoint_is_a_409(owner):
     assert response.status_code == 409
     assert response.json()["code"] == "endpoint_inactive"
     assert WebhookDelivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_organisation_has_at_most_twenty_endpoints(owner):
+    for _ in range(20):
+        make_endpoint(owner.tenant)
+
+    response = _create(owner)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "too_many_endpoints"
+    assert WebhookEndpoint.objects.count() == 20

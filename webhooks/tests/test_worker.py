@@ -46,3 +46,13 @@ def test_an_emitted_event_reaches_the_receiver_through_a_worker_after_commit(
     (request, _), *_ = httpserver.log
     assert verify(endpoint.secret, request.get_data(), request.headers["Dumont-Signature"])
     assert request.headers["Dumont-Delivery"] == str(delivery.pk)
+
+
+def test_beat_schedules_the_sweep_every_thirty_seconds_by_default(settings):
+    from dumont.celery import app
+
+    app.loader.import_default_modules()
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-webhook-deliveries"]
+
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] == 30.0
