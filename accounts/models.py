@@ -215,6 +215,11 @@ class AuditLog(models.Model):
         INSTANCE_MARKED_ERROR = "instance_marked_error", "Instance marked error by support"
         CREDIT_GRANTED = "credit_granted", "Credit granted by support"
         CREDIT_REFUNDED = "credit_refunded", "Credit refunded by support"
+        WEBHOOK_CREATED = "webhook_created", "Webhook endpoint created"
+        WEBHOOK_UPDATED = "webhook_updated", "Webhook endpoint changed"
+        WEBHOOK_DELETED = "webhook_deleted", "Webhook endpoint deleted"
+        WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Webhook secret rotated"
+        WEBHOOK_REDELIVERED = "webhook_redelivered", "Webhook delivery resent"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "channels",
     "dumont",
     "accounts",
+    "webhooks",
     "spot",
     "billing",
     "instances",
@@ -158,11 +159,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{CACHE_KEY_PREFIX}:"}
 CELERY_BEAT_SCHEDULER = "dumont.beat:LivenessRecordingScheduler"
 LIVENESS_INTERVAL_SECONDS = env.int("LIVENESS_INTERVAL_SECONDS", default=10)
 LIVENESS_MAX_AGE_SECONDS = env.int("LIVENESS_MAX_AGE_SECONDS", default=60)
+WEBHOOK_SWEEP_INTERVAL_SECONDS = env.int("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "record-worker-liveness": {
         "task": "dumont.health.record_worker_liveness",
         "schedule": float(LIVENESS_INTERVAL_SECONDS),
         "options": {"expires": LIVENESS_INTERVAL_SECONDS * 3},
+    },
+    "sweep-webhook-deliveries": {
+        "task": "webhooks.sweep_deliveries",
+        "schedule": float(WEBHOOK_SWEEP_INTERVAL_SECONDS),
+        "options": {"expires": WEBHOOK_SWEEP_INTERVAL_SECONDS * 2},
     },
 }
 
@@ -245,8 +252,15 @@ SPECTACULAR_SETTINGS = {
         "InstanceStatusEnum": "instances.models.Instance.Status",
         "RegionEnum": "instances.models.Region",
         "HealthStatusEnum": ["ok", "failing"],
+        "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
     },
 }
+
+# --- Customer webhooks -------------------------------------------------------------------------
+# Host names or CIDRs that webhook URLs may reach even though they are loopback, private or
+# link-local (development and tests: "127.0.0.1,localhost"). Empty in production.
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 
 # --- Static files, i18n ------------------------------------------------------------------------
 STATIC_URL = "static/"

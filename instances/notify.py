@@ -2,11 +2,11 @@
 
 import logging
 
-from django.apps import apps
 from django.db import transaction
 
 from dumont.live import push_to_tenant
 from instances.models import Instance, InstanceEvent
+from webhooks.services import emit
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +47,7 @@ def transition_recorded(instance: Instance, event: InstanceEvent) -> None:
     """Inside the transition's transaction: write webhook outbox rows, push live after commit."""
     payload = event_payload(instance, event)
     webhook_event = WEBHOOK_EVENTS.get(event.to_status)
-    if webhook_event and apps.is_installed("webhooks"):
-        from webhooks.services import emit
-
+    if webhook_event:
         emit(instance.tenant, webhook_event, payload)
     transaction.on_commit(lambda: _push(instance.tenant_id, payload))
 

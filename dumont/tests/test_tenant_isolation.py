@@ -23,6 +23,8 @@ from billing.models import LedgerEntry, Plan, Subscription
 from conftest import Account
 from instances.models import Instance
 from instances.tests.factories import InstanceFactory
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import emit
 
 ED25519_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqGZpZ4hDXaFy0qzSs5DhiW1vx2Sh3xZzG8rO7vSbWp alpha@host"
@@ -119,6 +121,22 @@ def _make_subscription(a: Account) -> Made:
     return Made({}, "alpha-plan-name")
 
 
+def _make_webhook(a: Account) -> Made:
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=a.tenant,
+        url="https://alpha-hooks.example.com/in",
+        description="alpha-webhook-description",
+        events=["instance.running"],
+    )
+    return Made({"pk": endpoint.pk}, "alpha-webhook-description")
+
+
+def _make_webhook_delivery(a: Account) -> Made:
+    _make_webhook(a)
+    (delivery,) = emit(a.tenant, "instance.running", {"marker": "alpha-delivery-data"})
+    return Made({"pk": delivery.pk}, "alpha-delivery-data")
+
+
 ROUTES: dict[str, Case] = {
     "health": Case("public"),
     "auth-signup": Case("public"),
@@ -155,6 +173,20 @@ ROUTES: dict[str, Case] = {
     "agent-heartbeat": Case(
         "singleton", _make_instance, Instance, body={"gpu_utilization_percent": 1}
     ),
+    "webhook-list": Case(
+        "list",
+        _make_webhook,
+        WebhookEndpoint,
+        body={"url": "https://93.184.216.34/beta", "events": ["instance.running"]},
+    ),
+    "webhook-detail": Case(
+        "detail", _make_webhook, WebhookEndpoint, body={"description": "beta", "is_active": False}
+    ),
+    "webhook-rotate-secret": Case("detail", _make_webhook, WebhookEndpoint),
+    "webhook-ping": Case("detail", _make_webhook_delivery, WebhookDelivery),
+    "webhook-deliveries": Case("detail", _make_webhook_delivery, WebhookDelivery),
+    "webhook-delivery-detail": Case("detail", _make_webhook_delivery, WebhookDelivery),
+    "webhook-delivery-redeliver": Case("detail", _make_webhook_delivery, WebhookDelivery),
 }
 
 
