@@ -73,7 +73,8 @@ class LedgerEntryAdmin(admin.ModelAdmin):
             amount_micros=entry.amount_micros,
             reason=data["reason"],
         )
-        obj.pk = entry.pk
+        for field in LedgerEntry._meta.concrete_fields:  # the admin logs and redirects to it
+            setattr(obj, field.attname, getattr(entry, field.attname))
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None and super().has_change_permission(request, obj)

@@ -176,3 +176,16 @@ def test_another_tenants_instance_is_a_404_everywhere(two_tenants):
 
     instance.refresh_from_db()
     assert instance.status == "running"
+
+
+def test_less_than_an_hour_of_credit_is_a_402_and_creates_nothing(owner, simulator):
+    from billing import ledger
+
+    ledger.post(owner.tenant, "adjustment", -78_990_000, idempotency_key="spent")
+
+    response = _create(owner, gpu="RTX 4090", max_price=2.0)
+
+    assert response.status_code == 402
+    assert response.json()["code"] == "insufficient_credits"
+    assert "the balance is $0.01" in response.json()["detail"]
+    assert not Instance.objects.exists()
