@@ -154,3 +154,47 @@ class UsageInterval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject_id} from {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+def default_thresholds() -> list[int]:
+    return [50, 80, 100]
+
+
+class Budget(models.Model):
+    """A tenant's monthly budget and low-balance alert (e-mail to owners + webhooks)."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="budget")
+    monthly_limit_micros = models.BigIntegerField(null=True, blank=True)  # None: no budget
+    thresholds_percent = models.JSONField(default=default_thresholds)
+    low_balance_micros = models.BigIntegerField(default=5_000_000)
+    # Set when the low-balance alert fired; cleared when the balance is back above the line, so
+    # the alert fires once per crossing.
+    is_low_balance_alerted = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"budget of {self.tenant}"
+
+
+class BudgetAlert(models.Model):
+    """A threshold alert that fired: at most one per tenant, month and threshold."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    month = models.CharField(max_length=7)  # "2026-11"
+    threshold_percent = models.PositiveSmallIntegerField()
+    spent_micros = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "month", "threshold_percent"], name="budget_alert_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.month} {self.threshold_percent}%"

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from billing import ledger, metering, trial
+from billing import alerts, ledger, metering, trial
 from billing.models import Subscription
 from billing.signals import balance_exhausted
 
@@ -13,6 +13,8 @@ from billing.signals import balance_exhausted
 def post_usage() -> int:
     """Post open usage intervals; tenants left without credit are signalled (to hibernate)."""
     charged = metering.post_open_intervals()
+    for tenant_id in charged:
+        alerts.check_tenant(tenant_id)
     exhausted = [tenant_id for tenant_id in charged if ledger.balance_micros(tenant_id) <= 0]
     for tenant_id in exhausted:
         transaction.on_commit(

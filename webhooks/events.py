@@ -11,6 +11,7 @@ class Event(models.TextChoices):
     INSTANCE_FAILOVER_TRIGGERED = "instance.failover_triggered", "Instance failover triggered"
     SNAPSHOT_COMPLETED = "snapshot.completed", "Snapshot completed"
     BALANCE_LOW = "balance.low", "Balance low"
+    BUDGET_THRESHOLD = "budget.threshold", "Monthly budget threshold reached"
     PRICE_ALERT = "price.alert", "Price alert"
     PRICE_CHANGED = "price.changed", "Price changed"
 

@@ -72,3 +72,19 @@ class UsageIntervalSerializer(serializers.ModelSerializer):
     class Meta:
         model = UsageInterval
         fields = ["id", "kind", "subject_id", "price_micros_per_hour", "started_at", "ended_at"]
+
+
+class BudgetSerializer(serializers.Serializer):
+    monthly_limit_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=1, allow_null=True, required=False
+    )
+    thresholds_percent = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=1000),
+        min_length=1,
+        max_length=10,
+        required=False,
+    )
+    low_balance_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, required=False
+    )
+    month_spent_usd = serializers.CharField(read_only=True)

@@ -4,19 +4,21 @@ import io
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.tenancy import TenantScopedViewSet
-from billing import ledger
+from billing import alerts, ledger
 from billing.api import serializers
-from billing.models import LedgerEntry, Plan, Subscription
-from billing.money import usd_text
+from billing.models import Budget, LedgerEntry, Plan, Subscription
+from billing.money import usd_text, usd_to_micros
 
 USAGE_KINDS = [LedgerEntry.Kind.USAGE_GPU, LedgerEntry.Kind.USAGE_STANDBY]
 
@@ -139,3 +141,45 @@ class SubscriptionView(APIView):
         if subscription is None:
             return Response({"code": "no_subscription", "detail": "No plan yet."}, status=404)
         return Response(serializers.SubscriptionSerializer(subscription).data)
+
+
+class BudgetView(APIView):
+    """The monthly budget (alerts at its thresholds) and the low-balance alert line."""
+
+    def _body(self, budget: Budget) -> dict:
+        limit = budget.monthly_limit_micros
+        return {
+            "monthly_limit_usd": usd_text(limit) if limit else None,
+            "thresholds_percent": budget.thresholds_percent,
+            "low_balance_usd": usd_text(budget.low_balance_micros),
+            "month_spent_usd": usd_text(
+                alerts.month_spend_micros(budget.tenant_id, timezone.now())
+            ),
+        }
+
+    @extend_schema(responses={200: serializers.BudgetSerializer}, tags=["billing"])
+    def get(self, request):
+        budget, _ = Budget.objects.get_or_create(tenant=request.auth.tenant)
+        return Response(self._body(budget))
+
+    @extend_schema(
+        request=serializers.BudgetSerializer,
+        responses={200: serializers.BudgetSerializer},
+        tags=["billing"],
+    )
+    def patch(self, request):
+        if not request.auth.is_admin:
+            raise PermissionDenied("Only owners and admins change the budget.")
+        form = serializers.BudgetSerializer(data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        budget, _ = Budget.objects.get_or_create(tenant=request.auth.tenant)
+        if "monthly_limit_usd" in data:
+            limit = data["monthly_limit_usd"]
+            budget.monthly_limit_micros = usd_to_micros(limit) if limit is not None else None
+        if "thresholds_percent" in data:
+            budget.thresholds_percent = sorted(set(data["thresholds_percent"]))
+        if "low_balance_usd" in data:
+            budget.low_balance_micros = usd_to_micros(data["low_balance_usd"])
+        budget.save()
+        return Response(self._body(budget))

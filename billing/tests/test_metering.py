@@ -105,5 +105,6 @@ def test_a_balance_reaching_zero_hibernates_running_instances(
     assert ledger.balance_micros(owner.tenant) == 100_000 - PRICE
     instance.refresh_from_db()
     assert (instance.status, instance.status_reason) == (Status.HIBERNATING, "credit exhausted")
-    assert mailoutbox[0].to == [owner.user.email]
-    assert instance.name in mailoutbox[0].body
+    mail = next(m for m in mailoutbox if "hibernated" in m.subject)
+    assert mail.to == [owner.user.email]
+    assert instance.name in mail.body

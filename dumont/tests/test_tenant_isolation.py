@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from accounts.models import ApiToken, AuditLog, Membership, SshKey, TenantSettings
 from accounts.tests.factories import UserFactory
 from billing import ledger
-from billing.models import LedgerEntry, Plan, Subscription
+from billing.models import Budget, LedgerEntry, Plan, Subscription
 from conftest import Account
 from instances.models import Instance
 from instances.tests.factories import InstanceFactory
@@ -115,6 +115,14 @@ def _make_balance(a: Account) -> Made:
     return Made({}, str(ledger.balance_micros(a.tenant)))
 
 
+def _make_budget(a: Account) -> Made:
+    response = a.client.patch(
+        "/api/billing/budget", {"monthly_limit_usd": "4321.00"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return Made({}, "4321.00")
+
+
 def _make_subscription(a: Account) -> Made:
     plan = Plan.objects.create(code="alpha", name="alpha-plan-name")
     Subscription.objects.filter(tenant=a.tenant).update(plan=plan)
@@ -166,6 +174,9 @@ ROUTES: dict[str, Case] = {
     "billing-balance": Case("singleton", _make_balance, LedgerEntry),
     "billing-usage": Case("singleton", _make_ledger_entries, LedgerEntry),
     "billing-plans": Case("public"),
+    "billing-budget": Case(
+        "singleton", _make_budget, Budget, body={"monthly_limit_usd": "5", "low_balance_usd": "1"}
+    ),
     "billing-subscription": Case("singleton", _make_subscription, Subscription),
     "ledger-list": Case("list", _make_ledger_entries, LedgerEntry),
     "ledger-export": Case("list", _make_ledger_entries, LedgerEntry),

@@ -107,6 +107,7 @@ def test_the_catalog_names_every_event_the_issues_promise():
         "instance.failover_triggered",
         "snapshot.completed",
         "balance.low",
+        "budget.threshold",
         "price.alert",
         "price.changed",
     }
