@@ -11,3 +11,9 @@ class InsufficientCredits(DumontError):
 
 class InvalidAmount(DumontError):
     code = "invalid_amount"
+
+
+class PaymentProviderError(DumontError):
+    code = "payment_provider_error"
+    status_code = 502
+    default_detail = "The payment provider did not accept the request; try again."

@@ -198,3 +198,49 @@ class BudgetAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.month} {self.threshold_percent}%"
+
+
+class CheckoutSession(models.Model):
+    """A credit top-up through Stripe Checkout (card in USD; PIX and boleto in BRL)."""
+
+    class Method(models.TextChoices):
+        CARD = "card"
+        PIX = "pix"
+        BOLETO = "boleto"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        AWAITING_PAYMENT = "awaiting_payment"  # a boleto issued, not paid yet
+        PAID = "paid"
+        FAILED = "failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    stripe_session_id = models.CharField(max_length=200, unique=True)
+    method = models.CharField(max_length=10, choices=Method.choices)
+    credit_micros = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    fx_rate = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    url = models.URLField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} top-up {self.stripe_session_id} ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """Every Stripe event handled, by id: a replayed event is recognised and ignored."""
+
+    event_id = models.CharField(max_length=200, unique=True)
+    type = models.CharField(max_length=100)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}"

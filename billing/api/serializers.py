@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from billing.models import LedgerEntry, Plan, Subscription, UsageInterval
+from billing.models import CheckoutSession, LedgerEntry, Plan, Subscription, UsageInterval
 from billing.money import usd_text
 
 
@@ -88,3 +88,32 @@ class BudgetSerializer(serializers.Serializer):
         max_digits=12, decimal_places=2, min_value=0, required=False
     )
     month_spent_usd = serializers.CharField(read_only=True)
+
+
+class CheckoutRequestSerializer(serializers.Serializer):
+    amount_usd = serializers.DecimalField(max_digits=9, decimal_places=2, min_value=1)
+    method = serializers.ChoiceField(choices=["card", "pix", "boleto"], default="card")
+
+
+class CheckoutSessionSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="stripe_session_id")
+    credit_usd = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CheckoutSession
+        fields = [
+            "id",
+            "url",
+            "method",
+            "status",
+            "credit_usd",
+            "currency",
+            "amount_minor",
+            "fx_rate",
+            "created_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+    def get_credit_usd(self, session: CheckoutSession) -> str:
+        return usd_text(session.credit_micros)

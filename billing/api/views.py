@@ -1,6 +1,7 @@
 import csv
 import io
 
+from django.conf import settings
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpResponse
@@ -15,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.tenancy import TenantScopedViewSet
-from billing import alerts, ledger
+from billing import alerts, ledger, payments
 from billing.api import serializers
 from billing.models import Budget, LedgerEntry, Plan, Subscription
 from billing.money import usd_text, usd_to_micros
@@ -183,3 +184,45 @@ class BudgetView(APIView):
             budget.low_balance_micros = usd_to_micros(data["low_balance_usd"])
         budget.save()
         return Response(self._body(budget))
+
+
+class CheckoutView(APIView):
+    """Top up credit: a Stripe Checkout Session (card in USD; PIX or boleto in BRL)."""
+
+    @extend_schema(
+        request=serializers.CheckoutRequestSerializer,
+        responses={201: serializers.CheckoutSessionSerializer},
+        tags=["billing"],
+    )
+    def post(self, request):
+        form = serializers.CheckoutRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        portal = settings.DUMONT_PUBLIC_URL.rstrip("/")
+        session = payments.start_checkout(
+            request.auth.tenant,
+            usd_to_micros(form.validated_data["amount_usd"]),
+            form.validated_data["method"],
+            success_url=f"{portal}/billing?checkout=success",
+            cancel_url=f"{portal}/billing?checkout=cancel",
+        )
+        return Response(serializers.CheckoutSessionSerializer(session).data, status=201)
+
+
+class StripeWebhookView(APIView):
+    """Stripe's events: signature verified, each event id applied once."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses={200: None}, tags=["billing"])
+    def post(self, request):
+        try:
+            outcome = payments.handle_webhook(
+                request.body, request.headers.get("Stripe-Signature", "")
+            )
+        except payments.InvalidSignature:
+            return Response(
+                {"code": "invalid_signature", "detail": "The Stripe signature does not verify."},
+                status=400,
+            )
+        return Response({"received": True, "outcome": outcome})

@@ -85,6 +85,27 @@ def _instance_life(base_url: str, token: str, other_token: str) -> list[str]:
     return [event["to_status"] for event in events["results"]]
 
 
+def _top_up(base_url: str, token: str) -> tuple[str, str]:
+    """A $10 card top-up through the local fake Stripe: the balance before and after."""
+    before = _call("GET", f"{base_url}/api/billing/balance", token)[1]["balance_micro_usd"]
+    status, checkout = _call(
+        "POST", f"{base_url}/api/billing/checkout", token, {"amount_usd": "10", "method": "card"}
+    )
+    assert status == 201, checkout
+    pay = urllib.request.Request(checkout["url"], data=b"action=pay", method="POST")
+    try:
+        urllib.request.urlopen(pay, timeout=10).close()
+    except urllib.error.HTTPError as redirect:  # the success page is the portal's ([G])
+        assert redirect.code in (303, 404), redirect.code
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        after = _call("GET", f"{base_url}/api/billing/balance", token)[1]["balance_micro_usd"]
+        if after != before:
+            return before, after
+        time.sleep(0.3)
+    pytest.fail("the top-up never reached the balance")
+
+
 def _wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_seconds: float):
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
@@ -118,6 +139,8 @@ def test_launch_serves_the_whole_system_and_stops_on_ctrl_c(embedded_environment
                 "--port",
                 str(port),
                 "--sim-port",
+                str(_free_port()),
+                "--stripe-port",
                 str(_free_port()),
                 "--provision-delay",
                 "0.5",
@@ -158,6 +181,7 @@ def test_launch_serves_the_whole_system_and_stops_on_ctrl_c(embedded_environment
             {"email": "other@example.com", "password": "another long pass", "organization": "B"},
         )
         life = _instance_life(base_url, demo["token"], other["token"])
+        balances = _top_up(base_url, demo["token"])
     finally:
         process.send_signal(signal.SIGINT)
         return_code = process.wait(timeout=30)
@@ -166,6 +190,8 @@ def test_launch_serves_the_whole_system_and_stops_on_ctrl_c(embedded_environment
     assert me_status == 200
     assert me["tenant"]["name"] == "Demo Org"
     assert event == {"event": "demo.event", "data": PUSHED_DATA}
+    before, after = balances
+    assert after - before == 10_000_000
     assert life == [
         "pending",
         "provisioning",

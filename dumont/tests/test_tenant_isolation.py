@@ -174,6 +174,11 @@ ROUTES: dict[str, Case] = {
     "billing-balance": Case("singleton", _make_balance, LedgerEntry),
     "billing-usage": Case("singleton", _make_ledger_entries, LedgerEntry),
     "billing-plans": Case("public"),
+    # B's own top-up; the body is out of range so no Stripe call is made.
+    "billing-checkout": Case(
+        "singleton", _make_ledger_entries, LedgerEntry, body={"amount_usd": 1}
+    ),
+    "stripe-webhook": Case("public"),
     "billing-budget": Case(
         "singleton", _make_budget, Budget, body={"monthly_limit_usd": "5", "low_balance_usd": "1"}
     ),

@@ -30,6 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--worker-concurrency", type=int, default=2)
         parser.add_argument("--sim-port", type=int, default=int(os.environ.get("SIM_PORT", "8001")))
         parser.add_argument(
+            "--stripe-port", type=int, default=int(os.environ.get("FAKE_STRIPE_PORT", "8002"))
+        )
+        parser.add_argument(
             "--provision-delay",
             type=float,
             default=float(os.environ.get("SIM_PROVISION_DELAY_SECONDS", "3")),
@@ -43,6 +46,7 @@ class Command(BaseCommand):
         port: int,
         worker_concurrency: int,
         sim_port: int,
+        stripe_port: int,
         provision_delay: float,
         **options,
     ):
@@ -58,7 +62,7 @@ class Command(BaseCommand):
             call_command("collectstatic", interactive=False, verbosity=0)
             call_command("seed_demo", base_url=f"http://{host}:{port}")
             return_code = self._run_processes(
-                host, port, worker_concurrency, sim_port, provision_delay
+                host, port, worker_concurrency, sim_port, stripe_port, provision_delay
             )
         finally:
             if redis_process is not None:
@@ -67,7 +71,13 @@ class Command(BaseCommand):
             raise CommandError(f"a process stopped with exit code {return_code}")
 
     def _run_processes(
-        self, host: str, port: int, worker_concurrency: int, sim_port: int, provision_delay: float
+        self,
+        host: str,
+        port: int,
+        worker_concurrency: int,
+        sim_port: int,
+        stripe_port: int,
+        provision_delay: float,
     ) -> int:
         env = dict(
             os.environ,
@@ -76,6 +86,9 @@ class Command(BaseCommand):
             SIM_PROVIDER_URL=os.environ.get("SIM_PROVIDER_URL", f"http://127.0.0.1:{sim_port}"),
             DUMONT_PUBLIC_URL=os.environ.get("DUMONT_PUBLIC_URL", f"http://{host}:{port}"),
         )
+        if "STRIPE_SECRET_KEY" not in os.environ:
+            # No Stripe account configured: top-ups go through the local fake Stripe.
+            env["STRIPE_API_BASE"] = f"http://127.0.0.1:{stripe_port}"
         manager = Manager(Printer(sys.stdout, width=6))
         if settings.GPU_PROVIDER == "sim":
             # The simulated GPU market: machines are folders under DUMONT_HOME with real agents.
@@ -90,6 +103,21 @@ class Command(BaseCommand):
                     str(sim_port),
                     "--provision-delay",
                     str(provision_delay),
+                ),
+                env=env,
+            )
+        if "STRIPE_SECRET_KEY" not in os.environ:
+            manager.add_process(
+                "stripe",
+                _python(
+                    "-m",
+                    "simulator.payments",
+                    "--port",
+                    str(stripe_port),
+                    "--webhook-url",
+                    f"http://{host}:{port}/api/billing/stripe/webhook",
+                    "--webhook-secret",
+                    settings.STRIPE_WEBHOOK_SECRET,
                 ),
                 env=env,
             )
