@@ -302,6 +302,19 @@ CELERY_BEAT_SCHEDULE["reconcile-instances"] = {
     "options": {"expires": RECONCILE_INTERVAL_SECONDS * 2},
 }
 
+# --- Spot market (issue F) ------------------------------------------------------------------------
+SPOT_MONITOR_INTERVAL_SECONDS = env.int("SPOT_MONITOR_INTERVAL_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE["spot-monitor"] = {
+    "task": "spot.tasks.monitor_market",
+    "schedule": float(SPOT_MONITOR_INTERVAL_SECONDS),
+    "options": {"expires": SPOT_MONITOR_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["spot-prune"] = {
+    "task": "spot.tasks.prune_history",
+    "schedule": 86400.0,
+    "options": {"expires": 3600},
+}
+
 # --- Billing (issue E) ----------------------------------------------------------------------------
 # What we charge over the machine's market price, in percent (0: at cost).
 BILLING_GPU_MARGIN_PERCENT = env.int("BILLING_GPU_MARGIN_PERCENT", default=0)

@@ -9,6 +9,7 @@ api_patterns = [
     path("", include("accounts.api.urls")),
     path("", include("instances.api.urls")),
     path("", include("billing.api.urls")),
+    path("", include("spot.api.urls")),
     path("", include("webhooks.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

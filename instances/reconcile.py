@@ -21,6 +21,7 @@ from instances.exceptions import InvalidTransition
 from instances.models import Instance
 from instances.providers import get_provider
 from instances.providers.base import Machine, MachineState, ProviderError
+from instances.spot_hooks import record_interruption
 from instances.transitions import TRANSITIONAL
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
         machine = by_id.get(provider_id)
         if instance.status == Status.RUNNING and (machine is None or machine.state in LOST_STATES):
             state = machine.state if machine else "gone"
+            if machine is not None and machine.state == MachineState.INTERRUPTED:
+                record_interruption(instance, timezone.now())
             try:
                 services.mark_error(
                     instance, actor="reconcile", reason=f"the provider reports the machine {state}"

@@ -12,14 +12,14 @@ matching accelerator, read as the share of capacity reclaimed per month (bucket 
 AWS does not rent (consumer cards) get DEFAULT_MONTHLY_INTERRUPTION, the middle bucket.
 """
 
-import csv
 import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from spot.catalog import REFERENCE_DIR, Gpu, anchor_price_usd, gpus, vast_list_prices
+from spot.catalog import Gpu, anchor_price_usd, gpus, vast_list_prices
+from spot.prior import prior_hazard_per_hour
 
 REGION_FACTOR = {"US-East": 1.00, "US-West": 1.03, "EU-West": 1.06, "Asia-Pacific": 0.97}
 GPU_COUNTS = (1, 2, 4, 8)
@@ -28,17 +28,6 @@ WEEKDAY_PREMIUM = 0.04  # +4 % Monday to Friday, -4 % at the weekend
 NOISE_AMPLITUDE = 0.05  # ±5 % per 5-minute bucket
 PEAK_HOUR_UTC = 20  # ~ 3 pm US-East
 BUCKET_SECONDS = 300
-HOURS_PER_MONTH = 730
-BUCKET_MIDPOINTS = (0.025, 0.075, 0.125, 0.175, 0.225)  # AWS buckets <5 % ... >20 % per month
-DEFAULT_MONTHLY_INTERRUPTION = 0.125
-# Our catalog name → AWS Spot Advisor accelerator.
-AWS_ACCELERATOR = {
-    "A100": "A100-80GB",
-    "H100": "H100",
-    "H200": "H200",
-    "L40S": "L40S",
-    "V100": "V100",
-}
 
 
 @dataclass(frozen=True)
@@ -121,22 +110,6 @@ def market(seed: int, at: datetime, taken: dict[str, int] | None = None) -> list
     return offers
 
 
-@cache
-def _aws_monthly_interruption() -> dict[str, float]:
-    indexes: dict[str, list[int]] = {}
-    with (REFERENCE_DIR / "aws_spot_advisor.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["snapshot_date"] == "2025-06-28" and row["os"] == "Linux":
-                indexes.setdefault(row["accelerator"], []).append(int(row["interruption_index"]))
-    return {
-        accelerator: sum(BUCKET_MIDPOINTS[index] for index in values) / len(values)
-        for accelerator, values in indexes.items()
-    }
-
-
 def hazard_per_hour(gpu_name: str) -> float:
     """Probability rate (per hour) that the market takes a running machine of this GPU back."""
-    monthly = _aws_monthly_interruption().get(
-        AWS_ACCELERATOR.get(gpu_name, ""), DEFAULT_MONTHLY_INTERRUPTION
-    )
-    return -math.log(1 - monthly) / HOURS_PER_MONTH
+    return prior_hazard_per_hour(gpu_name)

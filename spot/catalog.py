@@ -33,6 +33,10 @@ class Gpu:
     name: str
     vast_name: str
     vram_gb: int
+    fp16_tflops: float = 0.0  # dense tensor throughput (see spot/data/README.md)
+    memory_bandwidth_gbs: int = 0
+    is_rentable: bool = True
+    tracker_series: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -45,18 +49,47 @@ def normalize_gpu_name(text: str) -> str:
 
 
 @cache
-def gpus() -> tuple[Gpu, ...]:
-    """Every GPU in the catalog, in the order of `gpus.csv`."""
+def all_gpus() -> tuple[Gpu, ...]:
+    """Every GPU in `gpus.csv`, including cloud-only ones kept for comparisons."""
     with (DATA_DIR / "gpus.csv").open(newline="") as handle:
         return tuple(
-            Gpu(name=row["name"], vast_name=row["vast_name"], vram_gb=int(row["vram_gb"]))
+            Gpu(
+                name=row["name"],
+                vast_name=row["vast_name"],
+                vram_gb=int(row["vram_gb"]),
+                fp16_tflops=float(row["fp16_tflops"]),
+                memory_bandwidth_gbs=int(row["memory_bandwidth_gbs"]),
+                is_rentable=row["rentable"] == "1",
+                tracker_series=tuple(filter(None, row["tracker_series"].split(";"))),
+            )
             for row in csv.DictReader(handle)
         )
 
 
 @cache
+def gpus() -> tuple[Gpu, ...]:
+    """The GPUs Dumont rents, in the order of `gpus.csv`."""
+    return tuple(gpu for gpu in all_gpus() if gpu.is_rentable)
+
+
+@cache
 def _by_key() -> dict[str, Gpu]:
     return {gpu.key: gpu for gpu in gpus()}
+
+
+@cache
+def _any_by_key() -> dict[str, Gpu]:
+    return {gpu.key: gpu for gpu in all_gpus()}
+
+
+def find_any_gpu(text: str) -> Gpu | None:
+    """Like find_gpu, but also cloud-only GPUs (for comparisons and analytics)."""
+    return _any_by_key().get(normalize_gpu_name(text))
+
+
+def gpu_of_series(series: str) -> Gpu | None:
+    """The catalog GPU of a price-tracker series id (`H100_80GB_SXM5` → H100)."""
+    return next((gpu for gpu in all_gpus() if series in gpu.tracker_series), None)
 
 
 def find_gpu(text: str) -> Gpu | None:

@@ -41,7 +41,7 @@ class Made:
 
 @dataclass(frozen=True)
 class Case:
-    kind: str  # "public", "detail", "list" or "singleton"
+    kind: str  # "public", "detail", "list", "singleton" or "shared" (market data, any tenant)
     make: Callable[[Account], Made] | None = None
     model: type[models.Model] | None = None  # A's rows of it must not change
     body: dict[str, Any] = field(default_factory=dict)  # what B sends on writes
@@ -145,6 +145,16 @@ def _make_webhook_delivery(a: Account) -> Made:
     return Made({"pk": delivery.pk}, "alpha-delivery-data")
 
 
+def _market_data(a: Account) -> Made:
+    """Spot analytics are the same for every tenant; B must still never see A's things."""
+    a.client.post("/api/tokens", {"name": "alpha-market-watcher"}, format="json")
+    return Made({}, "alpha-market-watcher")
+
+
+def _market_data_of_a_gpu(a: Account) -> Made:
+    return Made({"gpu_name": "RTX 4090"}, _market_data(a).marker)
+
+
 ROUTES: dict[str, Case] = {
     "health": Case("public"),
     "auth-signup": Case("public"),
@@ -185,6 +195,16 @@ ROUTES: dict[str, Case] = {
     "billing-subscription": Case("singleton", _make_subscription, Subscription),
     "ledger-list": Case("list", _make_ledger_entries, LedgerEntry),
     "ledger-export": Case("list", _make_ledger_entries, LedgerEntry),
+    "spot-monitor": Case("shared", _market_data),
+    "spot-llm-gpus": Case("shared", _market_data),
+    "spot-fleet-strategy": Case("shared", _market_data),
+    "spot-prediction": Case("shared", _market_data_of_a_gpu),
+    "spot-availability": Case("shared", _market_data),
+    "spot-training-cost": Case("shared", _market_data),
+    "spot-savings": Case("shared", _market_data),
+    "spot-reliability": Case("shared", _market_data),
+    "spot-interruption-rates": Case("shared", _market_data),
+    "spot-safe-windows": Case("shared", _market_data_of_a_gpu),
     # Agents authenticate with their instance's token; a customer token is refused (401).
     "agent-heartbeat": Case(
         "singleton", _make_instance, Instance, body={"gpu_utilization_percent": 1}
@@ -273,7 +293,7 @@ def test_tenant_b_cannot_reach_tenant_a_through(route: Route, two_tenants):
     if case.kind == "public":
         return
     made = case.make(a)
-    url = reverse(route.name, kwargs=made.kwargs if case.kind == "detail" else {})
+    url = reverse(route.name, kwargs=made.kwargs if case.kind in ("detail", "shared") else {})
     before = _rows(case, a)
 
     responses = {method: _call(b, method, url, case.body) for method in route.methods}

@@ -61,6 +61,8 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             call_command("collectstatic", interactive=False, verbosity=0)
             call_command("seed_demo", base_url=f"http://{host}:{port}")
+            # Three weeks of real GPU price history, ending now, for the spot endpoints.
+            call_command("spot_import", align_to_now=True, if_empty=True)
             return_code = self._run_processes(
                 host, port, worker_concurrency, sim_port, stripe_port, provision_delay
             )

@@ -1,0 +1,34 @@
+import json
+
+from django.core.management import call_command
+
+from spot import history
+
+
+def test_the_backtest_prints_the_contract_json_and_the_model_is_not_worse_than_no_change(
+    capsys,
+):
+    call_command("spot_backtest", "--series", str(history.TRACKER_SERIES), "--json")
+
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"1h", "6h", "24h"}
+    for horizon in result.values():
+        assert set(horizon) == {"model", "no_change", "seasonal_naive", "coverage_80"}
+        for name in ("model", "no_change", "seasonal_naive"):
+            assert set(horizon[name]) == {"mae", "mape"}
+        assert 0 <= horizon["coverage_80"] <= 1
+    model = sum(result[h]["model"]["mape"] for h in result)
+    naive = sum(result[h]["no_change"]["mape"] for h in result)
+    assert model <= naive
+
+
+def test_a_file_that_is_not_a_series_is_one_readable_error(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+
+    try:
+        call_command("spot_backtest", "--series", str(bad))
+    except Exception as error:  # CommandError: manage.py prints it as one line, exit 1
+        assert "not a price series file" in str(error)
+    else:
+        raise AssertionError("a bad file must be refused")
