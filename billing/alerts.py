@@ -2,12 +2,11 @@
 
 from datetime import datetime
 
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.mail import mail_owners
 from billing import ledger
 from billing.models import Budget, BudgetAlert, LedgerEntry
 from billing.money import usd_text
@@ -31,13 +30,6 @@ def month_spend_micros(tenant_id: int, now: datetime) -> int:
     return -(total or 0)
 
 
-def _tell_owners(tenant_id: int, subject: str, body: str) -> None:
-    owners = Membership.objects.filter(tenant_id=tenant_id, role=Membership.Role.OWNER).values_list(
-        "user__email", flat=True
-    )
-    send_mail(subject, body, None, list(owners), fail_silently=True)
-
-
 def check_tenant(tenant_id: int, now: datetime | None = None) -> list[str]:
     """Fire the alerts this tenant has newly crossed; returns their names."""
     now = now or timezone.now()
@@ -58,7 +50,7 @@ def check_tenant(tenant_id: int, now: datetime | None = None) -> list[str]:
                 },
             )
             transaction.on_commit(
-                lambda: _tell_owners(
+                lambda: mail_owners(
                     tenant_id,
                     "Dumont Cloud: your balance is low",
                     f"Your balance is ${usd_text(balance)}. Add credits to keep instances running.",
@@ -98,7 +90,7 @@ def _budget_thresholds(budget: Budget, now: datetime) -> list[str]:
                 emit(budget.tenant_id, "budget.threshold", data)
         except IntegrityError:
             continue  # this month's alert for this threshold already fired
-        _tell_owners(
+        mail_owners(
             budget.tenant_id,
             f"Dumont Cloud: {threshold}% of your monthly budget used",
             f"You have used ${usd_text(spent)} of your ${usd_text(budget.monthly_limit_micros)} "

@@ -309,6 +309,14 @@ CELERY_BEAT_SCHEDULE["spot-monitor"] = {
     "schedule": float(SPOT_MONITOR_INTERVAL_SECONDS),
     "options": {"expires": SPOT_MONITOR_INTERVAL_SECONDS},
 }
+# price.changed goes out when a GPU's cheapest price moved this much since the last announcement.
+SPOT_PRICE_CHANGE_PERCENT = env.float("SPOT_PRICE_CHANGE_PERCENT", default=5.0)
+# The AI GPU advisor: any OpenAI-compatible chat-completions API (OpenRouter by default). With no
+# key, a timeout or an answer that fails validation, deterministic rules answer instead.
+ADVISOR_API_BASE = env.str("ADVISOR_API_BASE", default="https://openrouter.ai/api/v1")
+ADVISOR_API_KEY = env.str("ADVISOR_API_KEY", default="")
+ADVISOR_MODEL = env.str("ADVISOR_MODEL", default="openai/gpt-4o-mini")
+ADVISOR_TIMEOUT_SECONDS = env.float("ADVISOR_TIMEOUT_SECONDS", default=20.0)
 CELERY_BEAT_SCHEDULE["spot-prune"] = {
     "task": "spot.tasks.prune_history",
     "schedule": 86400.0,

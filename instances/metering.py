@@ -3,10 +3,9 @@ exhausted balance hibernates the tenant's running machines."""
 
 import logging
 
-from django.core.mail import send_mail
 from django.db import transaction
 
-from accounts.models import Membership
+from accounts.mail import mail_owners
 from billing import ledger, metering
 from billing.exceptions import InsufficientCredits
 from billing.models import UsageInterval
@@ -58,15 +57,10 @@ def hibernate_for_exhausted_credit(sender, tenant_id: int, **kwargs) -> None:
             continue
     if not stopped:
         return
-    owners = Membership.objects.filter(tenant_id=tenant_id, role=Membership.Role.OWNER).values_list(
-        "user__email", flat=True
-    )
-    send_mail(
+    mail_owners(
+        tenant_id,
         "Dumont Cloud: credit exhausted, instances hibernated",
         "Your balance reached zero, so these instances were hibernated (their disks are kept): "
         + ", ".join(stopped)
         + ". Add credits to wake them.",
-        None,
-        list(owners),
-        fail_silently=True,
     )

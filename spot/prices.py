@@ -24,7 +24,9 @@ class RegionNow:
 
 def latest_by_region(gpu: str, now: datetime) -> list[RegionNow]:
     """The newest sample per region within LIVE_WINDOW (live offers only)."""
-    recent = MarketSample.objects.filter(gpu=gpu, taken_at__gt=now - LIVE_WINDOW).exclude(region="")
+    recent = MarketSample.objects.filter(
+        gpu=gpu, taken_at__gt=now - LIVE_WINDOW, taken_at__lte=now
+    ).exclude(region="")
     newest: dict[str, MarketSample] = {}
     for sample in recent.order_by("taken_at"):
         newest[sample.region] = sample

@@ -23,6 +23,7 @@ from billing.models import Budget, LedgerEntry, Plan, Subscription
 from conftest import Account
 from instances.models import Instance
 from instances.tests.factories import InstanceFactory
+from spot.models import PriceAlert
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import emit
 
@@ -145,6 +146,16 @@ def _make_webhook_delivery(a: Account) -> Made:
     return Made({"pk": delivery.pk}, "alpha-delivery-data")
 
 
+def _make_price_alert(a: Account) -> Made:
+    response = a.client.post(
+        "/api/spot/alerts",
+        {"gpu": "RTX 4090", "direction": "below", "price_usd": "432.1987"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return Made({"pk": response.json()["id"]}, "432.1987")
+
+
 def _market_data(a: Account) -> Made:
     """Spot analytics are the same for every tenant; B must still never see A's things."""
     a.client.post("/api/tokens", {"name": "alpha-market-watcher"}, format="json")
@@ -195,6 +206,12 @@ ROUTES: dict[str, Case] = {
     "billing-subscription": Case("singleton", _make_subscription, Subscription),
     "ledger-list": Case("list", _make_ledger_entries, LedgerEntry),
     "ledger-export": Case("list", _make_ledger_entries, LedgerEntry),
+    "spot-alert-list": Case(
+        "list", _make_price_alert, PriceAlert, body={"gpu": "A100", "direction": "above"}
+    ),
+    "spot-alert-detail": Case(
+        "detail", _make_price_alert, PriceAlert, body={"price_usd": "0.01", "is_active": False}
+    ),
     "spot-monitor": Case("shared", _market_data),
     "spot-llm-gpus": Case("shared", _market_data),
     "spot-fleet-strategy": Case("shared", _market_data),

@@ -11,7 +11,12 @@ import pytest
 
 from conftest import Simulator, free_port, wait_until
 
-SPEC = {"instance_id": "itest", "env": {"DUMONT_API_URL": "http://127.0.0.1:9"}}
+# A complete agent config: the agent keeps retrying the unreachable API with backoff. Without a
+# token it would exit at once (and be restarted), and the pid checks below would race it.
+SPEC = {
+    "instance_id": "itest",
+    "env": {"DUMONT_API_URL": "http://127.0.0.1:9", "DUMONT_AGENT_TOKEN": "dia_test"},
+}
 
 
 def _create(simulator: Simulator, key: str, offer_id: str = "rtx4090-us-east-1x") -> httpx.Response:

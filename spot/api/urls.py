@@ -1,6 +1,10 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from spot.api import views
+from spot.api import alerts, views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("spot/alerts", alerts.PriceAlertViewSet, basename="spot-alert")
 
 urlpatterns = [
     path("spot/monitor", views.MonitorView.as_view(), name="spot-monitor"),
@@ -22,3 +26,4 @@ urlpatterns = [
         name="spot-safe-windows",
     ),
 ]
+urlpatterns += router.urls
