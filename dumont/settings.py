@@ -227,6 +227,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": env.str("THROTTLE_LOGIN", default="10/min"),
         "signup": env.str("THROTTLE_SIGNUP", default="20/hour"),
+        # Each advice may cost a language-model call.
+        "advisor": env.str("THROTTLE_ADVISOR", default="60/hour"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

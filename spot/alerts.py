@@ -23,16 +23,6 @@ PRICE_ALERT = "price.alert"
 PRICE_CHANGED = "price.changed"
 
 
-def price_for(gpu: str, region: str, now: datetime) -> int | None:
-    """The cheapest live price of the GPU in `region` ("" = any region, else the newest history)."""
-    if not region:
-        return prices.current_micros(gpu, now)
-    for row in prices.latest_by_region(gpu, now):
-        if row.region == region:
-            return row.min_micros
-    return None
-
-
 def evaluate_alerts(now: datetime) -> list[PriceAlertFiring]:
     """Check every active alert against the current price; returns the crossings recorded."""
     watched: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -42,7 +32,7 @@ def evaluate_alerts(now: datetime) -> list[PriceAlertFiring]:
         watched[(gpu, region)].append(alert_id)
     firings = []
     for (gpu, region), alert_ids in watched.items():
-        price = price_for(gpu, region, now)
+        price = prices.current_micros(gpu, now, region=region)
         if price is None:
             continue
         for alert_id in alert_ids:

@@ -36,14 +36,22 @@ def latest_by_region(gpu: str, now: datetime) -> list[RegionNow]:
     ]
 
 
-def current_micros(gpu: str, now: datetime) -> int | None:
-    """The cheapest price now: live offers, else the newest hourly rollup (history)."""
-    live = latest_by_region(gpu, now)
+def cheapest_offer(gpu: str, now: datetime, *, region: str = "") -> tuple[int | None, str | None]:
+    """(price, region) of the cheapest live offer, in `region` if given. With no live offer in
+    any region: the newest hourly rollup's price (history) and no region."""
+    live = [row for row in latest_by_region(gpu, now) if not region or row.region == region]
     if live:
-        return min(region.min_micros for region in live)
+        best = min(live, key=lambda row: row.min_micros)
+        return best.min_micros, best.region
+    if region:
+        return None, None
     last = PriceRollup.objects.filter(period="hour", gpu=gpu, starts_at__lte=now)
-    newest = last.order_by("-starts_at").values_list("min_micros", flat=True).first()
-    return newest
+    return last.order_by("-starts_at").values_list("min_micros", flat=True).first(), None
+
+
+def current_micros(gpu: str, now: datetime, *, region: str = "") -> int | None:
+    """The cheapest price now (see cheapest_offer)."""
+    return cheapest_offer(gpu, now, region=region)[0]
 
 
 @dataclass(frozen=True)

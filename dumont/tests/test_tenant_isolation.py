@@ -212,6 +212,7 @@ ROUTES: dict[str, Case] = {
     "spot-alert-detail": Case(
         "detail", _make_price_alert, PriceAlert, body={"price_usd": "0.01", "is_active": False}
     ),
+    "advisor": Case("shared", _market_data),
     "spot-monitor": Case("shared", _market_data),
     "spot-llm-gpus": Case("shared", _market_data),
     "spot-fleet-strategy": Case("shared", _market_data),

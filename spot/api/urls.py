@@ -1,12 +1,13 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from spot.api import alerts, views
+from spot.api import advisor, alerts, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("spot/alerts", alerts.PriceAlertViewSet, basename="spot-alert")
 
 urlpatterns = [
+    path("advisor", advisor.AdvisorView.as_view(), name="advisor"),
     path("spot/monitor", views.MonitorView.as_view(), name="spot-monitor"),
     path("spot/llm-gpus", views.LlmGpusView.as_view(), name="spot-llm-gpus"),
     path("spot/fleet-strategy", views.FleetStrategyView.as_view(), name="spot-fleet-strategy"),

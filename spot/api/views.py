@@ -19,6 +19,7 @@ from dumont.exceptions import DumontError
 from spot import clouds, compute, forecast, prices, risk
 from spot.api import params
 from spot.catalog import Gpu, find_any_gpu, gpus
+from spot.options import job_options
 
 DAY = timedelta(hours=24)
 TREND_THRESHOLD_PERCENT = 2.0
@@ -116,44 +117,37 @@ class LlmGpusView(APIView):
     )
     def get(self, request):
         query = _parsed(params.LlmParams, request)
-        now = timezone.now()
-        candidates = []
-        for gpu in gpus():
-            fitted = compute.fit(gpu, query["model_size"], query["mode"])
-            price = prices.current_micros(gpu.name, now)
-            if fitted is None or price is None:
-                continue
-            if query.get("min_vram") and gpu.vram_gb < query["min_vram"]:
-                continue
-            hourly = price * fitted.gpu_count / 1_000_000
-            if query.get("max_price") and hourly > query["max_price"]:
-                continue
-            hours = compute.training_hours(
-                query["model_size"], query["tokens"], gpu, fitted.gpu_count
+        candidates = [
+            option
+            for option in job_options(
+                query["model_size"], query["mode"], query["tokens"], timezone.now()
             )
-            candidates.append((gpu, fitted, hourly, hours, hourly * hours))
+            if option.gpu.vram_gb >= query.get("min_vram", 0)
+            and option.hourly_usd <= query.get("max_price", math.inf)
+        ]
         if not candidates:
             return Response(
                 {"model_size": request.query_params.get("model_size", "7B"), "recommendations": []}
             )
-        cheapest_job = min(cost for *_, cost in candidates)
+        cheapest_job = candidates[0].cost_usd
         recommendations = []
-        for gpu, fitted, hourly, hours, cost in sorted(candidates, key=lambda item: item[4])[:5]:
-            fit_score = round(0.8 * cheapest_job / cost + 0.2 * max(0.0, fitted.headroom), 2)
+        for option in candidates[:5]:
+            gpu, cost = option.gpu, option.cost_usd
+            fit_score = round(0.8 * cheapest_job / cost + 0.2 * max(0.0, option.headroom), 2)
             reasoning = (
-                f"{fitted.memory_gb:.0f} GB needed, {gpu.vram_gb * fitted.gpu_count} GB on "
-                f"{fitted.gpu_count}x {gpu.name}; the job costs ${cost:.2f} "
+                f"{option.memory_gb:.0f} GB needed, {gpu.vram_gb * option.gpu_count} GB on "
+                f"{option.gpu_count}x {gpu.name}; the job costs ${cost:.2f} "
                 f"({cost / cheapest_job:.2f}x the cheapest option)"
             )
             recommendations.append(
                 {
                     "gpu_name": gpu.name,
                     "vram_gb": gpu.vram_gb,
-                    "gpu_count": fitted.gpu_count,
-                    "price_per_hour": round(hourly, 4),
+                    "gpu_count": option.gpu_count,
+                    "price_per_hour": round(option.hourly_usd, 4),
                     "fit_score": min(1.0, fit_score),
                     "reasoning": reasoning,
-                    "estimated_training_time_hours": round(hours, 1),
+                    "estimated_training_time_hours": round(option.hours, 1),
                     "estimated_cost": round(cost, 2),
                 }
             )
@@ -312,19 +306,14 @@ class TrainingCostView(APIView):
         query = _parsed(params.TrainingCostParams, request)
         model_name, parameters = query["model"]
         tokens = query["dataset_size"] * query["epochs"]
-        now = timezone.now()
         rows = []
-        for gpu in gpus():
-            fitted = compute.fit(gpu, parameters, query["mode"])
-            price = prices.current_micros(gpu.name, now)
-            if fitted is None or price is None:
-                continue
-            hours = compute.training_hours(parameters, tokens, gpu, fitted.gpu_count)
-            cost = hours * fitted.gpu_count * price / 1_000_000
+        for option in job_options(parameters, query["mode"], tokens, timezone.now()):
+            gpu = option.gpu
+            cost = option.cost_usd
             row = {
                 "gpu_name": gpu.name,
-                "gpu_count": fitted.gpu_count,
-                "estimated_hours": round(hours, 1),
+                "gpu_count": option.gpu_count,
+                "estimated_hours": round(option.hours, 1),
                 "cost_dumont": round(cost, 2),
                 "cost_aws": None,
                 "savings": None,
