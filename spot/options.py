@@ -38,11 +38,14 @@ def job_options(
 ) -> list[JobOption]:
     """Options sorted by cost. Training time from 6·N·D unless `hours` fixes it (serving)."""
     options = []
+    live = prices.live_by_gpu(now)
     for gpu in gpus():
         fitted = compute.fit(gpu, parameters_b, mode)
         if fitted is None:
             continue
-        price, where = prices.cheapest_offer(gpu.name, now, region=region)
+        price, where = prices.cheapest_offer(
+            gpu.name, now, region=region, live=live.get(gpu.name, [])
+        )
         if price is None:
             continue
         duration = hours

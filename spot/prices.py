@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Max, Min
+from django.db.models import Min
 
 from spot.models import MarketSample, PriceRollup
 
@@ -36,10 +36,15 @@ def latest_by_region(gpu: str, now: datetime) -> list[RegionNow]:
     ]
 
 
-def cheapest_offer(gpu: str, now: datetime, *, region: str = "") -> tuple[int | None, str | None]:
+def cheapest_offer(
+    gpu: str, now: datetime, *, region: str = "", live: list[RegionNow] | None = None
+) -> tuple[int | None, str | None]:
     """(price, region) of the cheapest live offer, in `region` if given. With no live offer in
-    any region: the newest hourly rollup's price (history) and no region."""
-    live = [row for row in latest_by_region(gpu, now) if not region or row.region == region]
+    any region: the newest hourly rollup's price (history) and no region. `live`: the GPU's
+    rows of live_by_gpu, when the caller has them for every GPU."""
+    if live is None:
+        live = latest_by_region(gpu, now)
+    live = [row for row in live if not region or row.region == region]
     if live:
         best = min(live, key=lambda row: row.min_micros)
         return best.min_micros, best.region
@@ -54,24 +59,54 @@ def current_micros(gpu: str, now: datetime, *, region: str = "") -> int | None:
     return cheapest_offer(gpu, now, region=region)[0]
 
 
+def live_by_gpu(now: datetime) -> dict[str, list[RegionNow]]:
+    """latest_by_region for every GPU at once (one query: the monitor lists them all)."""
+    recent = MarketSample.objects.filter(taken_at__gt=now - LIVE_WINDOW, taken_at__lte=now).exclude(
+        region=""
+    )
+    newest: dict[tuple[str, str], tuple] = {}
+    rows = recent.order_by("taken_at").values_list(
+        "gpu", "region", "min_micros", "median_micros", "available"
+    )
+    for gpu, region, *values in rows:
+        newest[(gpu, region)] = values
+    by_gpu: dict[str, list[RegionNow]] = {}
+    for (gpu, region), values in sorted(newest.items()):
+        by_gpu.setdefault(gpu, []).append(RegionNow(region, *values))
+    return by_gpu
+
+
 @dataclass(frozen=True)
 class Window:
-    average_micros: float | None
-    min_micros: int | None
-    max_micros: int | None
-    start_micros: int | None  # the first hour of the window: what "change" compares with
+    average_micros: float
+    min_micros: int
+    max_micros: int
+    start_micros: int  # the cheapest in the window's first hour: what "change" compares with
+    end_micros: int  # the cheapest in its last hour
 
 
-def window(gpu: str, since: datetime, until: datetime) -> Window:
-    """The cheapest price per hour over a window (hourly rollups, all regions)."""
-    hours = PriceRollup.objects.filter(
-        period="hour", gpu=gpu, starts_at__gte=since, starts_at__lt=until
+def windows(since: datetime, until: datetime) -> dict[str, Window]:
+    """Per GPU, the hourly rollups (all regions) between two times, in one query."""
+    rows = (
+        PriceRollup.objects.filter(period="hour", starts_at__gte=since, starts_at__lt=until)
+        .order_by("gpu", "starts_at")
+        .values_list("gpu", "starts_at", "min_micros")
     )
-    stats = hours.aggregate(
-        average=Avg("min_micros"), low=Min("min_micros"), high=Max("min_micros")
-    )
-    first = hours.order_by("starts_at").values_list("min_micros", flat=True).first()
-    return Window(stats["average"], stats["low"], stats["high"], first)
+    hours: dict[str, dict[datetime, list[int]]] = {}
+    for gpu, starts_at, low in rows:
+        hours.setdefault(gpu, {}).setdefault(starts_at, []).append(low)
+    result = {}
+    for gpu, per_hour in hours.items():
+        every = [low for lows in per_hour.values() for low in lows]
+        first, last = min(per_hour), max(per_hour)
+        result[gpu] = Window(
+            sum(every) / len(every),
+            min(every),
+            max(every),
+            min(per_hour[first]),
+            min(per_hour[last]),
+        )
+    return result
 
 
 def hourly_points(gpu: str, since: datetime, until: datetime) -> list[tuple[datetime, float]]:
@@ -85,11 +120,3 @@ def hourly_points(gpu: str, since: datetime, until: datetime) -> list[tuple[date
         .order_by("starts_at")
     )
     return [(row["starts_at"], row["low"] / 1_000_000) for row in rows]
-
-
-def tracked_gpus(since: datetime) -> list[str]:
-    return sorted(
-        PriceRollup.objects.filter(period="hour", starts_at__gte=since)
-        .values_list("gpu", flat=True)
-        .distinct()
-    )

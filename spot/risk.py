@@ -8,6 +8,7 @@ with few observations the prior speaks; with many, the data does. Every answer s
 interruptions and machine-hours it rests on.
 """
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,18 +18,23 @@ from spot.prior import prior_hazard_per_hour
 
 PRIOR_HOURS = 720.0  # the prior weighs as much as a month of one machine's observations
 
-ExposureSource = Callable[[str, datetime, datetime], float]
+# (since, until) -> machine-hours per GPU name that ran between the two times.
+ExposureSource = Callable[[datetime, datetime], dict[str, float]]
 _exposure_sources: list[ExposureSource] = []
 
 
 def register_exposure_source(source: ExposureSource) -> None:
-    """instances registers how many machine-hours of a GPU ran between two times."""
+    """instances registers how many machine-hours of each GPU ran between two times."""
     if source not in _exposure_sources:
         _exposure_sources.append(source)
 
 
-def exposure_hours(gpu: str, since: datetime, until: datetime) -> float:
-    return sum(source(gpu, since, until) for source in _exposure_sources)
+def exposure_hours(since: datetime, until: datetime) -> dict[str, float]:
+    total: dict[str, float] = defaultdict(float)
+    for source in _exposure_sources:
+        for gpu, hours in source(since, until).items():
+            total[gpu] += hours
+    return total
 
 
 @dataclass(frozen=True)
@@ -41,16 +47,31 @@ class Risk:
     mean_duration_minutes: float | None
 
 
+def risks(gpus: list[str], since: datetime, until: datetime) -> dict[str, Risk]:
+    """Each GPU's interruption hazard over [since, until) (two queries for any number)."""
+    observed = Interruption.objects.filter(
+        gpu__in=gpus, occurred_at__gte=since, occurred_at__lt=until
+    ).values_list("gpu", "duration_seconds")
+    counts: dict[str, int] = defaultdict(int)
+    durations: dict[str, list[int]] = defaultdict(list)
+    for gpu, duration in observed:
+        counts[gpu] += 1
+        if duration is not None:
+            durations[gpu].append(duration)
+    exposure = exposure_hours(since, until)
+    result = {}
+    for gpu in gpus:
+        hours, prior = exposure.get(gpu, 0.0), prior_hazard_per_hour(gpu)
+        hazard = (counts[gpu] + PRIOR_HOURS * prior) / (hours + PRIOR_HOURS)
+        seen = durations[gpu]
+        mean_minutes = sum(seen) / len(seen) / 60 if seen else None
+        result[gpu] = Risk(gpu, hazard, counts[gpu], round(hours, 1), prior, mean_minutes)
+    return result
+
+
 def risk(gpu: str, since: datetime, until: datetime) -> Risk:
     """The GPU's interruption hazard over [since, until)."""
-    observed = Interruption.objects.filter(gpu=gpu, occurred_at__gte=since, occurred_at__lt=until)
-    count = observed.count()
-    durations = [d for d in observed.values_list("duration_seconds", flat=True) if d is not None]
-    hours = exposure_hours(gpu, since, until)
-    prior = prior_hazard_per_hour(gpu)
-    hazard = (count + PRIOR_HOURS * prior) / (hours + PRIOR_HOURS)
-    mean_minutes = sum(durations) / len(durations) / 60 if durations else None
-    return Risk(gpu, hazard, count, round(hours, 1), prior, mean_minutes)
+    return risks([gpu], since, until)[gpu]
 
 
 def record(

@@ -73,12 +73,12 @@ class MonitorView(APIView):
     def get(self, request):
         _parsed(params.MonitorParams, request)
         now = timezone.now()
+        live = prices.live_by_gpu(now)
         trends = []
-        for gpu_name in prices.tracked_gpus(now - DAY):
-            current = prices.current_micros(gpu_name, now)
-            day = prices.window(gpu_name, now - DAY, now)
-            if current is None or day.average_micros is None:
-                continue
+        for gpu_name, day in sorted(prices.windows(now - DAY, now).items()):
+            # Live offers, else the newest hour of history (prices.current_micros, batched).
+            current = min((row.min_micros for row in live.get(gpu_name, [])), default=None)
+            current = current if current is not None else day.end_micros
             change = (current - day.start_micros) / day.start_micros * 100
             versus_average = (current - day.average_micros) / day.average_micros * 100
             trend = (
@@ -426,20 +426,24 @@ class InterruptionRatesView(APIView):
         days = _parsed(params.PeriodParams, request)["period"]
         now = timezone.now()
         since = now - days * DAY
-        observed = risk.Interruption.objects.filter(occurred_at__gte=since)
+        names = [gpu.name for gpu in gpus()]
+        events: dict[str, list] = {name: [] for name in names}
+        observed = risk.Interruption.objects.filter(occurred_at__gte=since, gpu__in=names)
+        for gpu_name, region, duration in observed.values_list("gpu", "region", "duration_seconds"):
+            events[gpu_name].append((region, duration))
+        every_risk = risk.risks(names, since, now)
         rows = []
-        for gpu in gpus():
-            events = list(observed.filter(gpu=gpu.name))
-            durations = [e.duration_seconds for e in events if e.duration_seconds is not None]
+        for name in names:
+            durations = [duration for _, duration in events[name] if duration is not None]
             regions: dict[str, int] = {}
-            for event in events:
-                regions[event.region] = regions.get(event.region, 0) + 1
-            stats = risk.risk(gpu.name, since, now)
+            for region, _ in events[name]:
+                regions[region] = regions.get(region, 0) + 1
+            stats = every_risk[name]
             rows.append(
                 {
-                    "gpu_name": gpu.name,
-                    "total_interruptions": len(events),
-                    "interruption_rate_per_day": round(len(events) / days, 2),
+                    "gpu_name": name,
+                    "total_interruptions": len(events[name]),
+                    "interruption_rate_per_day": round(len(events[name]) / days, 2),
                     "avg_duration_minutes": round(sum(durations) / len(durations) / 60, 1)
                     if durations
                     else None,
