@@ -24,6 +24,7 @@ from typing import Any
 from fastcdc import fastcdc
 
 from snapshots.engine import formats
+from snapshots.engine.crypto import OVERHEAD_BYTES
 from snapshots.engine.exceptions import EngineError, SnapshotNotFound
 from snapshots.engine.formats import IndexEntry, Manifest, SnapshotInfo
 from snapshots.engine.repository import ProgressCallback, ProgressMeter, Repository, utc_now
@@ -306,9 +307,15 @@ def run_backup(
             "uploaded_bytes": pipeline.uploaded_bytes,
         }
         manifest = Manifest(info, tree)
-        # Estimate the manifest's own size first so added_bytes includes it.
-        info.summary["added_bytes"] = pipeline.uploaded_bytes + len(manifest.encode()) + 28
         info.summary["duration_seconds"] = round(time.monotonic() - started, 3)
+        # added_bytes includes the manifest, whose size depends on added_bytes: iterate to the
+        # fixed point (the encoding is deterministic; one or two rounds).
+        info.summary["added_bytes"] = pipeline.uploaded_bytes
+        for _round in range(5):
+            total = pipeline.uploaded_bytes + len(manifest.encode()) + OVERHEAD_BYTES
+            if info.summary["added_bytes"] == total:
+                break
+            info.summary["added_bytes"] = total
         repository.write_manifest(manifest)
         repository.invalidate()
         return info
