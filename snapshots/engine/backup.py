@@ -17,6 +17,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from snapshots.engine.formats import IndexEntry, Manifest, SnapshotInfo
 from snapshots.engine.repository import ProgressCallback, ProgressMeter, Repository, utc_now
 
 _GC_WAIT_POLL_SECONDS = 0.5
+_READ_AHEAD_THREADS = 4
+_READ_AHEAD_FILES = 64
+_READ_AHEAD_MAX_BYTES = 1024 * 1024
 
 
 def scan_tree(root: Path) -> list[dict[str, Any]]:
@@ -100,6 +104,20 @@ class ChunkPipeline:
         self.uploaded_bytes = 0
         self.chunks_new = 0
         self.chunks_total = 0
+
+    def add_data(self, entry: dict[str, Any], data: bytes) -> None:
+        """Chunk a file read whole (small files, read ahead by a reader thread)."""
+        entry["chunks"] = chunks = []
+        if data:
+            view = memoryview(data)
+            cuts = fastcdc(
+                data, self.min_chunk, self.repository.average_chunk_bytes, self.max_chunk
+            )
+            for cut in cuts:
+                chunks.append(None)
+                self._submit(view[cut.offset : cut.offset + cut.length], chunks, len(chunks) - 1)
+        entry["size"] = len(data)
+        self.meter.add(bytes_done=len(data))
 
     def add_file(self, source: Path, entry: dict[str, Any]) -> None:
         """Read and chunk one file; its chunk ids fill in as the workers finish."""
@@ -206,6 +224,36 @@ class ChunkPipeline:
         self.uploads.shutdown(wait=True, cancel_futures=True)
 
 
+def _read_ahead(
+    root: Path, entries: list[dict[str, Any]]
+) -> Iterator[tuple[dict, bytes | FileNotFoundError | None]]:
+    """Yield (entry, contents or the error) in order; small files are read by threads ahead of
+    the chunker
+    (opening many small files one after another is file-system latency). Large files
+    yield None and are streamed by the caller."""
+
+    def read(entry: dict[str, Any]) -> bytes | FileNotFoundError:
+        try:
+            return (root / entry["path"]).read_bytes()
+        except FileNotFoundError as error:
+            return error
+
+    window: collections.deque = collections.deque()
+    pending = iter(entries)
+    with ThreadPoolExecutor(_READ_AHEAD_THREADS, thread_name_prefix="read") as readers:
+        while True:
+            while len(window) < _READ_AHEAD_FILES:
+                entry = next(pending, None)
+                if entry is None:
+                    break
+                small = entry["size"] <= _READ_AHEAD_MAX_BYTES
+                window.append((entry, readers.submit(read, entry) if small else None))
+            if not window:
+                return
+            entry, future = window.popleft()
+            yield entry, future.result() if future is not None else None
+
+
 def _wait_for_garbage_collection(repository: Repository) -> None:
     # Our lease is already written, so a collector that starts from now on sees it and defers.
     # One that started before us may be deleting packs: load the index only after it is done.
@@ -273,9 +321,14 @@ def run_backup(
         pipeline = ChunkPipeline(repository, meter)
         vanished = set()
         try:
-            for entry in to_read:
+            for entry, data in _read_ahead(root, to_read):
                 try:
-                    pipeline.add_file(root / entry["path"], entry)
+                    if isinstance(data, FileNotFoundError):
+                        raise data
+                    if data is None:
+                        pipeline.add_file(root / entry["path"], entry)
+                    else:
+                        pipeline.add_data(entry, data)
                 except FileNotFoundError:
                     vanished.add(entry["path"])  # deleted between the scan and the read
                 meter.add(files_done=1)
