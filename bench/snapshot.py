@@ -34,11 +34,57 @@ from snapshots.engine import LocalStore, Repository, S3Store  # noqa: E402
 
 SECRET = "bench-secret"
 MIB = 1024 * 1024
-WORDS = (
-    "the of and to in is for that with on as was by at be this are from or it an have not "
-    "model loss epoch batch gradient tensor layer weight bias train eval step learning rate "
-    "dataset token attention head norm dropout adam warmup checkpoint cuda device memory"
-).split()
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "for",
+    "that",
+    "with",
+    "on",
+    "as",
+    "was",
+    "by",
+    "at",
+    "be",
+    "this",
+    "are",
+    "from",
+    "or",
+    "it",
+    "an",
+    "have",
+    "not",
+    "model",
+    "loss",
+    "epoch",
+    "batch",
+    "gradient",
+    "tensor",
+    "layer",
+    "weight",
+    "bias",
+    "train",
+    "eval",
+    "step",
+    "learning",
+    "rate",
+    "dataset",
+    "token",
+    "attention",
+    "head",
+    "norm",
+    "dropout",
+    "adam",
+    "warmup",
+    "checkpoint",
+    "cuda",
+    "device",
+    "memory",
+]
 
 
 def random_block(rng: random.Random, size: int) -> bytes:
