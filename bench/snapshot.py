@@ -212,8 +212,9 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def run_engine(store, workspace: Path, scratch: Path, average_chunk_bytes: int) -> dict:
-    repository = Repository.init(store, SECRET, average_chunk_bytes=average_chunk_bytes)
+def run_engine(store, workspace: Path, scratch: Path, average_chunk_bytes: int | None) -> dict:
+    options = {"average_chunk_bytes": average_chunk_bytes} if average_chunk_bytes else {}
+    repository = Repository.init(store, SECRET, **options)
     first_seconds, first = timed(lambda: repository.backup(workspace))
     change(workspace)
     second_seconds, second = timed(lambda: repository.backup(workspace))
@@ -425,9 +426,7 @@ def main() -> None:
         results = {"engine (local)": [], "restic (local)": [], "engine (moto S3)": []}
         for run in range(arguments.runs):
             store = LocalStore(scratch / "repo-engine")
-            results["engine (local)"].append(
-                run_engine(store, workspace, scratch, 0 or 1024 * 1024)
-            )
+            results["engine (local)"].append(run_engine(store, workspace, scratch, None))
             shutil.rmtree(scratch / "repo-engine")
             if not arguments.no_restic:
                 results["restic (local)"].append(run_restic(workspace, scratch))
@@ -442,7 +441,7 @@ def main() -> None:
                         secret_access_key="bench",
                     )
                     s3.client.create_bucket(Bucket=s3.bucket)
-                    results["engine (moto S3)"].append(run_engine(s3, workspace, scratch, MIB))
+                    results["engine (moto S3)"].append(run_engine(s3, workspace, scratch, None))
                 finally:
                     moto.terminate()
                     moto.wait()

@@ -43,11 +43,12 @@ if TYPE_CHECKING:  # these modules import this one
     )
     from snapshots.engine.restore import RestoreResult
 
-# Chosen by bench/snapshot.py (see BENCHMARKS.md, "Snapshots engine"): on a mixed workspace with
-# 1 % of it changed, 1 MiB chunks stored ~1/3 of what 4 MiB chunks re-upload per increment while
-# chunking ran at the same speed; 256 KiB gained a little dedup for 4x the index and more
-# per-chunk overhead (Python per-chunk work dominates below ~256 KiB).
-DEFAULT_AVERAGE_CHUNK_BYTES = 1024 * 1024
+# Measured with `bench/snapshot.py --size-gib 1 --choose-chunk-size` (BENCHMARKS.md, "Snapshots
+# engine"): after a ~1 % change (8.1 MiB rewritten), a second backup stored 10.8 MiB with 256 KiB
+# chunks, 15.8 MiB with 1 MiB and 48.8 MiB with 4 MiB, while first-backup speed did not depend
+# on the size beyond the disk's noise (147, 133, 234 MB/s). 256 KiB costs ~4,000 index entries
+# per GiB (~1 MB of RAM and ~260 KB of manifest per GiB backed up), which we accept.
+DEFAULT_AVERAGE_CHUNK_BYTES = 256 * 1024
 DEFAULT_PACK_BYTES = 32 * 1024 * 1024
 # Lease timing: a backup refreshes its lease every `LEASE_REFRESH_SECONDS`; one not refreshed for
 # `LEASE_TIMEOUT_SECONDS` belongs to a dead process. Clocks of writers must agree within that.
