@@ -1,0 +1,5 @@
+import sys
+
+from snapshots.engine.cli import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""Keys, chunk ids and sealed blobs.
+
+- The caller's master secret goes through scrypt (salt and cost in the repository config) to a
+  key-encryption key, which unwraps (AES-256-GCM) the repository's random keys: a data key for
+  AES-256-GCM and an id key for chunk ids. Changing the master secret re-wraps, never re-encrypts.
+- A chunk id is HMAC-SHA256(id key, plaintext). The id key is per repository, so the same content
+  in two repositories gets unrelated ids. HMAC-SHA256 rather than keyed BLAKE2b: with SHA-NI it
+  ran at 1.6 GB/s vs 0.86 GB/s on the bench machine, and OpenSSL releases the GIL while hashing.
+- Every blob is nonce(12) + AES-GCM ciphertext + tag(16). The associated data names what the
+  blob is (chunk id + compression flag, index of pack X, snapshot Y), so a blob moved to another
+  place or a flipped flag fails authentication.
+"""
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from snapshots.engine.exceptions import WrongKey
+
+NONCE_BYTES = 12
+TAG_BYTES = 16
+OVERHEAD_BYTES = NONCE_BYTES + TAG_BYTES
+
+
+class BlobAuthenticationError(Exception):
+    """A blob's GCM tag does not match: damaged, moved or sealed with another key."""
+
+
+@dataclass(frozen=True)
+class KdfParameters:
+    salt: bytes
+    n: int = 2**15
+    r: int = 8
+    p: int = 1
+
+    def derive(self, secret: bytes) -> bytes:
+        return Scrypt(salt=self.salt, length=32, n=self.n, r=self.r, p=self.p).derive(secret)
+
+
+class Keys:
+    """A repository's unwrapped keys: seal/open blobs and compute chunk ids."""
+
+    def __init__(self, data_key: bytes, id_key: bytes):
+        self._aead = AESGCM(data_key)
+        self._id_key = id_key
+        self.material = data_key + id_key
+
+    @classmethod
+    def generate(cls) -> "Keys":
+        return cls(os.urandom(32), os.urandom(32))
+
+    def chunk_id(self, data: bytes | memoryview) -> bytes:
+        return hmac.digest(self._id_key, data, hashlib.sha256)
+
+    def seal(self, plaintext: bytes, associated_data: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, associated_data)
+
+    def open(self, blob: bytes | memoryview, associated_data: bytes) -> bytes:
+        if len(blob) < OVERHEAD_BYTES:
+            raise BlobAuthenticationError("blob shorter than its nonce and tag")
+        try:
+            return self._aead.decrypt(
+                bytes(blob[:NONCE_BYTES]), bytes(blob[NONCE_BYTES:]), associated_data
+            )
+        except InvalidTag:
+            raise BlobAuthenticationError("authentication tag mismatch") from None
+
+
+def wrap_keys(keys: Keys, secret: bytes, kdf: KdfParameters) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(kdf.derive(secret)).encrypt(nonce, keys.material, b"dumont-keys-v1")
+
+
+def unwrap_keys(wrapped: bytes, secret: bytes, kdf: KdfParameters) -> Keys:
+    """Raise WrongKey when the secret does not open the wrapped keys."""
+    try:
+        material = AESGCM(kdf.derive(secret)).decrypt(
+            wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], b"dumont-keys-v1"
+        )
+    except InvalidTag:
+        raise WrongKey("wrong master secret: it does not unlock this repository") from None
+    return Keys(material[:32], material[32:])
