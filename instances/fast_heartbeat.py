@@ -111,8 +111,10 @@ def _plain_beat(scope, body: bytes) -> tuple[str, float] | None:
         data = json.loads(body)
     except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("command_results"):
-        return None
+    if not isinstance(data, dict) or any(
+        data.get(report) for report in ("command_results", "command_progress", "sync")
+    ):
+        return None  # reports other apps must hear about: the Django view handles them
     percent = data.get("gpu_utilization_percent")
     if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
         return None

@@ -79,6 +79,11 @@ class Instance(models.Model):
     gpu_utilization_percent = models.FloatField(null=True, blank=True)
     # Set when a command is queued, so a heartbeat looks for commands only when there are some.
     has_queued_commands = models.BooleanField(default=False)
+    # Continuous workspace sync, as the agent reports it: the newest synced snapshot (engine id)
+    # is what failover and hibernation restore from.
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync_snapshot_id = models.CharField(max_length=64, blank=True)
+    sync_lag_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     running_since = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

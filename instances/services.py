@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import SshKey, Tenant
 from billing.money import micros_to_usd
+from instances import commands as agent_commands
 from instances import heartbeats, metering, tasks_queue
 from instances.agent_tokens import agent_token, hash_agent_token
 from instances.exceptions import (
@@ -312,6 +313,8 @@ def record_heartbeat(
     *,
     gpu_utilization_percent: float,
     command_results: list[dict],
+    command_progress: list[dict] = (),
+    sync: dict | None = None,
     now: datetime | None = None,
 ) -> HeartbeatReply:
     """Store one beat (one SQL statement); the first beat of a booting machine makes it run."""
@@ -319,6 +322,10 @@ def record_heartbeat(
     beat = heartbeats.ingest(token, gpu_utilization_percent, now)
     if beat is None:
         raise UnknownAgent()
+    if command_progress:
+        _record_progress(beat.instance_id, command_progress)
+    if sync:
+        _record_sync(beat.instance_id, sync, now)
     return complete_heartbeat(beat, command_results, now)
 
 
@@ -375,10 +382,47 @@ def _hand_out_commands(instance_id: str, now: datetime) -> list[dict]:
 
 def _finish_commands(instance_id: str, results: list[dict], now: datetime) -> None:
     for result in results:
-        AgentCommand.objects.filter(
-            instance_id=instance_id, pk=result["id"], state=AgentCommand.State.SENT
-        ).update(
-            state=AgentCommand.State.SUCCEEDED if result["ok"] else AgentCommand.State.FAILED,
-            detail=str(result.get("detail", ""))[:2000],
-            finished_at=now,
-        )
+        with transaction.atomic():
+            command = (
+                AgentCommand.objects.select_for_update()
+                .filter(instance_id=instance_id, pk=result["id"], state=AgentCommand.State.SENT)
+                .first()
+            )
+            if command is None:
+                continue  # unknown, or already reported (a retried beat)
+            detail = str(result.get("detail", ""))[:2000]
+            command.state = (
+                AgentCommand.State.SUCCEEDED if result["ok"] else AgentCommand.State.FAILED
+            )
+            command.detail, command.finished_at = detail, now
+            command.save(update_fields=["state", "detail", "finished_at"])
+            hook = agent_commands.result_hook(command.kind)
+            if hook:
+                hook(command, result["ok"], detail, result.get("result") or {})
+
+
+def _record_progress(instance_id: str, reports: list[dict]) -> None:
+    """Progress of long commands (snapshot, restore) for the apps that queued them."""
+    for report in reports:
+        command = AgentCommand.objects.filter(
+            instance_id=instance_id, pk=report["id"], state=AgentCommand.State.SENT
+        ).first()
+        hook = command and agent_commands.progress_hook(command.kind)
+        if hook:
+            with transaction.atomic():
+                hook(command, report)
+
+
+def _record_sync(instance_id: str, report: dict, now: datetime) -> None:
+    """The agent synced the workspace: remember the newest synced snapshot and the lag."""
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().filter(pk=instance_id).first()
+        if instance is None:
+            return
+        if report.get("snapshot_id"):
+            instance.last_sync_at = report.get("synced_at") or now
+            instance.last_sync_snapshot_id = report["snapshot_id"]
+        instance.sync_lag_seconds = report.get("lag_seconds")
+        instance.save(update_fields=["last_sync_at", "last_sync_snapshot_id", "sync_lag_seconds"])
+        for hook in agent_commands.sync_hooks():
+            hook(instance, report)

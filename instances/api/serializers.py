@@ -93,6 +93,8 @@ class InstanceSerializer(serializers.ModelSerializer):
             "connection",
             "gpu_utilization_percent",
             "last_heartbeat_at",
+            "last_sync_at",
+            "sync_lag_seconds",
             "created_at",
             "running_since",
             "deleted_at",
@@ -144,6 +146,26 @@ class CommandResultSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     ok = serializers.BooleanField()
     detail = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    result = serializers.DictField(required=False, help_text="What a long command produced.")
+
+
+class CommandProgressSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    phase = serializers.CharField(max_length=20, required=False)
+    bytes_done = serializers.IntegerField(min_value=0)
+    bytes_total = serializers.IntegerField(min_value=0)
+    files_done = serializers.IntegerField(min_value=0, required=False)
+    files_total = serializers.IntegerField(min_value=0, required=False)
+    eta_seconds = serializers.FloatField(min_value=0, required=False, allow_null=True)
+
+
+class SyncReportSerializer(serializers.Serializer):
+    snapshot_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    synced_at = serializers.DateTimeField(required=False)
+    lag_seconds = serializers.FloatField(min_value=0, required=False, allow_null=True)
+    duration_seconds = serializers.FloatField(min_value=0, required=False)
+    added_bytes = serializers.IntegerField(min_value=0, required=False)
+    error = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
 class HeartbeatSerializer(serializers.Serializer):
@@ -154,6 +176,8 @@ class HeartbeatSerializer(serializers.Serializer):
     agent_version = serializers.CharField(max_length=40, required=False)
     uptime_seconds = serializers.FloatField(min_value=0, required=False)
     command_results = CommandResultSerializer(many=True, required=False, max_length=100)
+    command_progress = CommandProgressSerializer(many=True, required=False, max_length=100)
+    sync = SyncReportSerializer(required=False)
 
 
 class AgentCommandSerializer(serializers.ModelSerializer):

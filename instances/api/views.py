@@ -135,6 +135,8 @@ class HeartbeatView(APIView):
             header[1].decode("ascii", errors="replace"),
             gpu_utilization_percent=form.validated_data["gpu_utilization_percent"],
             command_results=form.validated_data.get("command_results", []),
+            command_progress=form.validated_data.get("command_progress", []),
+            sync=form.validated_data.get("sync"),
         )
         return Response(
             {
