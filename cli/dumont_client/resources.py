@@ -249,7 +249,9 @@ class Billing(Resource):
 
     def usage(self, *, instance_id: str | None = None) -> list[UsageDay]:
         """Usage charged per instance and day (UTC), newest first."""
-        rows = self._transport.request("GET", "/api/billing/usage", params={"instance": instance_id})
+        rows = self._transport.request(
+            "GET", "/api/billing/usage", params={"instance": instance_id}
+        )
         return [UsageDay.from_api(row) for row in rows]
 
     def checkout(self, amount_usd: float | Decimal | str, method: str = "card") -> CheckoutSession:

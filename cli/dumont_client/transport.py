@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from dumont_client.version import __version__
 from dumont_client.errors import APIConnectionError, error_for
+from dumont_client.version import __version__
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
