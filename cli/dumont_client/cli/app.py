@@ -322,12 +322,15 @@ def events(ctx: typer.Context, instance_id: InstanceId, as_json: JsonOption = Fa
     )
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command()
 def ssh(
     ctx: typer.Context,
     instance_id: InstanceId,
     command: Annotated[
-        list[str] | None, typer.Argument(help="Arguments passed on to ssh (after --).")
+        list[str] | None,
+        typer.Argument(
+            help="Arguments for ssh, after --: `dumont ssh ID -- -L 8888:localhost:8888`."
+        ),
     ] = None,
     print_only: Annotated[
         bool, typer.Option("--print", help="Print the ssh command instead of running it.")
