@@ -148,9 +148,12 @@ def error_for(status_code: int, body: Any, reason: str = "") -> DumontError:
     error_class = _BY_CODE.get(code or "") or _BY_STATUS.get(status_code)
     if error_class is None:
         error_class = ServerError if status_code >= 500 else DumontError
+    if not code:
+        # A proxy's or framework's page, not our JSON: the status is the most precise code.
+        code = error_class.default_code if error_class is not DumontError else f"http_{status_code}"
     return error_class(
         detail,
-        code=code or error_class.default_code,
+        code=code,
         status_code=status_code,
         body=body,
     )
