@@ -573,10 +573,10 @@ def spot_savings(
         [
             ("gpu", answer.get("gpu_name")),
             ("hours", answer.get("hours")),
-            ("Dumont", render.usd(answer.get("cost_dumont"))),
-            ("AWS", render.usd(answer.get("cost_aws"))),
-            ("GCP", render.usd(answer.get("cost_gcp"))),
-            ("saved vs AWS", render.usd(answer.get("savings_vs_aws"))),
+            ("Dumont", render.cost(answer.get("cost_dumont"))),
+            ("AWS", render.cost(answer.get("cost_aws"))),
+            ("GCP", render.cost(answer.get("cost_gcp"))),
+            ("saved vs AWS", render.cost(answer.get("savings_vs_aws"))),
             ("saved %", answer.get("savings_percent")),
         ]
     )
@@ -608,7 +608,7 @@ def advisor(
         [
             ("gpu", advice.gpu),
             ("region", advice.region),
-            ("estimated cost", render.usd(advice.estimated_cost_usd)),
+            ("estimated cost", render.cost(advice.estimated_cost_usd)),
             ("estimated hours", advice.estimated_hours),
             ("why", advice.reasoning),
             ("source", advice.source),

@@ -47,7 +47,13 @@ def text(value: Any) -> str:
 
 
 def usd(value: float | None) -> str:
+    """A price per hour: up to four significant digits ($0.3945)."""
     return "-" if value is None else f"${value:.4g}"
+
+
+def cost(value: float | None) -> str:
+    """An amount: cents ($1,234.50)."""
+    return "-" if value is None else f"${value:,.2f}"
 
 
 def table(
