@@ -1,0 +1,42 @@
+"""The installed `dumont` command itself: help, completion, and errors without tracebacks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from dumont_client.cli import app
+
+DUMONT = Path(sys.executable).with_name("dumont")
+
+
+def test_help_lists_the_faq_commands():
+    result = CliRunner().invoke(app, ["--help"])
+
+    assert result.exit_code == 0
+    for command in ("login", "create", "list", "hibernate", "wake", "delete", "ssh", "spot"):
+        assert command in result.stdout
+
+
+def test_completion_can_be_shown_for_bash():
+    result = CliRunner().invoke(
+        app, ["--show-completion", "bash"], env={"SHELL": "/bin/bash"}, prog_name="dumont"
+    )
+
+    assert result.exit_code == 0
+    assert "complete" in result.stdout and "dumont" in result.stdout
+
+
+def test_the_installed_command_fails_in_one_line_without_a_traceback(config_dir):
+    result = subprocess.run(
+        [str(DUMONT), "--api-url", "http://127.0.0.1:9", "--api-key", "dmt_x", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: connection_error: cannot reach http://127.0.0.1:9")
+    assert result.stderr.count("\n") == 1
