@@ -1,5 +1,6 @@
 """The installed `dumont` command itself: help, completion, and errors without tracebacks."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +20,24 @@ def test_help_lists_the_faq_commands():
         assert command in result.stdout
 
 
-def test_completion_can_be_shown_for_bash():
-    result = CliRunner().invoke(
-        app, ["--show-completion", "bash"], env={"SHELL": "/bin/bash"}, prog_name="dumont"
+def test_bash_completion_completes_subcommands():
+    # What the script from `dumont --install-completion` asks the command on each <Tab>.
+    result = subprocess.run(
+        [str(DUMONT)],
+        env={
+            **os.environ,
+            "_DUMONT_COMPLETE": "complete_bash",
+            "COMP_WORDS": "dumont spot ",
+            "COMP_CWORD": "2",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
-    assert result.exit_code == 0
-    assert "complete" in result.stdout and "dumont" in result.stdout
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["monitor", "predict", "safe-windows", "savings"]
 
 
 def test_the_installed_command_fails_in_one_line_without_a_traceback(config_dir):
