@@ -4,9 +4,12 @@ simulated market booting machines whose agents beat against the API."""
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from billing import ledger
 from instances.models import Instance
+from instances.tests.factories import InstanceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,16 +60,33 @@ def test_create_wait_list_hibernate_wake_delete_from_the_command_line(logged_in,
     ]
 
 
-def test_waking_a_running_instance_is_one_line_naming_the_transition(logged_in, platform, dumont):
-    instance_id = json.loads(
-        dumont("create", "--gpu", "rtx 4090", "--max-price", "2", "--wait", "--json").stdout
-    )["id"]
+def test_waking_a_running_instance_is_one_line_naming_the_transition(logged_in, dumont):
+    instance = InstanceFactory(tenant=logged_in.tenant, status=Instance.Status.RUNNING)
 
-    woken = dumont("wake", instance_id)
+    woken = dumont("wake", instance.id)
 
     assert woken.exit_code == 1
     assert woken.stderr.startswith("error: invalid_transition: ")
     assert woken.stderr.count("\n") == 1
+
+
+def test_ssh_keys_can_be_named_by_name_or_id(logged_in, simulator, dumont):
+    public_key = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    laptop = logged_in.client.post(
+        "/api/ssh-keys", {"name": "laptop", "public_key": public_key}, format="json"
+    ).json()
+
+    created = dumont(
+        "create", "--gpu", "RTX4090", "--max-price", "2", "--ssh-key", "laptop", "--json"
+    )
+
+    assert created.exit_code == 0, created.stderr
+    assert json.loads(created.stdout)["ssh_key_ids"] == [laptop["id"]]
 
 
 def test_no_capacity_shows_the_alternatives_on_one_line(logged_in, simulator, dumont):
