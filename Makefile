@@ -16,8 +16,9 @@ $(VENV)/.installed: requirements.txt agent/pyproject.toml
 	$(PIP) install --no-deps -e ./agent
 	@touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt cli/pyproject.toml
 	$(PIP) install -r requirements-dev.txt
+	$(PIP) install --no-deps -e ./cli
 	@touch $@
 
 install: $(VENV)/.installed

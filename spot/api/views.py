@@ -42,7 +42,9 @@ def _parsed(serializer_class, request) -> dict:
 def _gpu_in_path(name: str) -> Gpu:
     gpu = find_any_gpu(name)
     if gpu is None:
-        raise params.serializers.ValidationError({"gpu_name": [f"Unknown GPU {name!r}."]})
+        raise params.serializers.ValidationError(
+            {"gpu_name": [f"Unknown GPU {name!r}."]}, code="unknown_gpu"
+        )
     return gpu
 
 

@@ -1,0 +1,66 @@
+"""Dumont Cloud's Python SDK. `from dumont_client import Client` (the name `dumont` is the
+server's own package)."""
+
+from dumont_client.client import Client
+from dumont_client.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    ConfigurationError,
+    Conflict,
+    DumontError,
+    InsufficientCredits,
+    InvalidTransition,
+    NoCapacity,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    UnexpectedStatus,
+    ValidationError,
+    WaitTimeout,
+)
+from dumont_client.models import (
+    Advice,
+    Balance,
+    Connection,
+    Instance,
+    InstanceEvent,
+    LedgerEntry,
+    Snapshot,
+    SshKey,
+    UsageDay,
+    Webhook,
+    WebhookDelivery,
+)
+from dumont_client.version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "Advice",
+    "AuthenticationError",
+    "Balance",
+    "Client",
+    "ConfigurationError",
+    "Conflict",
+    "Connection",
+    "DumontError",
+    "Instance",
+    "InstanceEvent",
+    "InsufficientCredits",
+    "InvalidTransition",
+    "LedgerEntry",
+    "NoCapacity",
+    "NotFound",
+    "PermissionDenied",
+    "RateLimited",
+    "ServerError",
+    "Snapshot",
+    "SshKey",
+    "UnexpectedStatus",
+    "UsageDay",
+    "ValidationError",
+    "WaitTimeout",
+    "Webhook",
+    "WebhookDelivery",
+    "__version__",
+]
