@@ -363,6 +363,26 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Dumont <noreply@dumo
 # --- Object storage (snapshots, issue C) ---------------------------------------------------------
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(DUMONT_HOME / "objects")))
 
+# --- Snapshots (issue C) --------------------------------------------------------------------------
+# Where tenant repositories live: a folder (each tenant a subfolder) or s3://bucket/prefix.
+SNAPSHOT_STORE_URL = env.str("SNAPSHOT_STORE_URL", default=str(OBJECT_STORE_ROOT / "snapshots"))
+SNAPSHOT_S3_ENDPOINT_URL = env.str("SNAPSHOT_S3_ENDPOINT_URL", default="")
+SNAPSHOT_S3_REGION = env.str("SNAPSHOT_S3_REGION", default="")
+SNAPSHOT_S3_ACCESS_KEY_ID = env.str("SNAPSHOT_S3_ACCESS_KEY_ID", default="")
+SNAPSHOT_S3_SECRET_ACCESS_KEY = env.str("SNAPSHOT_S3_SECRET_ACCESS_KEY", default="")
+# Each tenant's repository secret is an HMAC of this key: agents get their tenant's only.
+SNAPSHOT_MASTER_KEY = env.str("SNAPSHOT_MASTER_KEY", default=f"snapshot:{SECRET_KEY}")
+SNAPSHOT_SYNC_INTERVAL_SECONDS = env.float("SNAPSHOT_SYNC_INTERVAL_SECONDS", default=10.0)
+SNAPSHOT_SYNC_KEEP = env.int("SNAPSHOT_SYNC_KEEP", default=3)  # sync snapshots per instance
+SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS = env.int(
+    "SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS", default=3600
+)
+CELERY_BEAT_SCHEDULE["snapshot-maintenance"] = {
+    "task": "snapshots.tasks.maintain_repositories",
+    "schedule": float(SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS),
+    "options": {"expires": SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -10,6 +10,8 @@ class Event(models.TextChoices):
     INSTANCE_DELETED = "instance.deleted", "Instance deleted"
     INSTANCE_FAILOVER_TRIGGERED = "instance.failover_triggered", "Instance failover triggered"
     SNAPSHOT_COMPLETED = "snapshot.completed", "Snapshot completed"
+    SNAPSHOT_FAILED = "snapshot.failed", "Snapshot failed"
+    SNAPSHOT_RESTORED = "snapshot.restored", "Snapshot restored into an instance"
     BALANCE_LOW = "balance.low", "Balance low"
     BUDGET_THRESHOLD = "budget.threshold", "Monthly budget threshold reached"
     PRICE_ALERT = "price.alert", "Price alert"

@@ -1,0 +1,115 @@
+"""Each tenant's snapshot repository: where it is, its secret, and how to open it.
+
+The secret of a tenant's repository is HMAC-SHA256(SNAPSHOT_MASTER_KEY, "tenant:<id>"): the
+platform can open every repository, and an agent receives only its own tenant's secret (a
+machine that leaks it exposes that tenant's snapshots, never another's). The engine derives
+the key that wraps the repository's random data keys from this secret (snapshots/engine/crypto).
+"""
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from snapshots.engine import Repository, RepositoryNotFound, open_store
+from snapshots.engine.store import S3Store, Store
+from snapshots.models import SnapshotRepository
+
+# The secret is 256 random-looking bits, so a costly KDF buys nothing; agents open the
+# repository every sync cycle.
+KDF_COST = 2**10
+
+
+@dataclass(frozen=True)
+class RepositoryAccess:
+    """What an agent needs to read and write one tenant's repository."""
+
+    location: str
+    secret: str
+    endpoint_url: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = ""
+
+    def as_command_args(self) -> dict:
+        return {
+            "repository": self.location,
+            "secret": self.secret,
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+        }
+
+
+def secret_for(tenant_id: int) -> str:
+    key = settings.SNAPSHOT_MASTER_KEY.encode()
+    return hmac.new(key, f"tenant:{tenant_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def location_for(tenant_id: int) -> str:
+    base = settings.SNAPSHOT_STORE_URL.rstrip("/")
+    return f"{base}/tenant-{tenant_id}"
+
+
+def access_for(tenant_id: int) -> RepositoryAccess:
+    return RepositoryAccess(
+        location=location_for(tenant_id),
+        secret=secret_for(tenant_id),
+        endpoint_url=settings.SNAPSHOT_S3_ENDPOINT_URL,
+        region=settings.SNAPSHOT_S3_REGION,
+        access_key_id=settings.SNAPSHOT_S3_ACCESS_KEY_ID,
+        secret_access_key=settings.SNAPSHOT_S3_SECRET_ACCESS_KEY,
+    )
+
+
+def _store(access: RepositoryAccess) -> Store:
+    if access.location.startswith("s3://"):
+        bucket, _, prefix = access.location[len("s3://") :].partition("/")
+        return S3Store(
+            bucket,
+            prefix,
+            endpoint_url=access.endpoint_url or None,
+            region_name=access.region or None,
+            access_key_id=access.access_key_id or None,
+            secret_access_key=access.secret_access_key or None,
+        )
+    return open_store(access.location)
+
+
+def open_repository(tenant_id: int, *, create: bool = False) -> Repository:
+    """The tenant's engine repository; with `create`, made on first use."""
+    access = access_for(tenant_id)
+    store = _store(access)
+    try:
+        return Repository.open(store, access.secret)
+    except RepositoryNotFound:
+        if not create:
+            raise
+    return Repository.init(store, access.secret, kdf_cost=KDF_COST)
+
+
+def ensure_repository(tenant_id: int) -> SnapshotRepository:
+    """The tenant's repository row, and the repository itself in the store.
+
+    Creation happens under the row's lock: two first snapshots at once must not both write a
+    config (the second would wrap different keys and orphan what the first stored)."""
+    SnapshotRepository.objects.get_or_create(
+        tenant_id=tenant_id, defaults={"location": location_for(tenant_id)}
+    )
+    with transaction.atomic():
+        row = SnapshotRepository.objects.select_for_update().get(tenant_id=tenant_id)
+        open_repository(tenant_id, create=True)
+    return row
+
+
+def measure(tenant_id: int) -> int:
+    """Re-read the repository's size (bytes in the store) and record it; returns it."""
+    stored = open_repository(tenant_id).stats().stored_bytes
+    SnapshotRepository.objects.filter(tenant_id=tenant_id).update(
+        stored_bytes=stored, measured_at=timezone.now()
+    )
+    return stored
