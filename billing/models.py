@@ -244,3 +244,26 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type}"
+
+
+class StorageMeter(models.Model):
+    """A tenant's stored bytes (after dedup) and their integral over time, for storage billing.
+
+    `byte_microseconds` is the integral of stored bytes up to `changed_at`; from then on the
+    tenant stores `stored_bytes`. The amount due at T is the whole integral to T x price, floored
+    once, so posting is exact and idempotent the way usage intervals are (billing/storage.py).
+    The integral outgrows a bigint (1 TB for a year is ~3e25 byte-µs), hence a wide decimal.
+    """
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="storage_meter")
+    stored_bytes = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField()
+    byte_microseconds = models.DecimalField(max_digits=50, decimal_places=0, default=0)
+    price_micros_per_gb_month = models.BigIntegerField()
+    posted_until = models.DateTimeField()
+    posted_micros = models.BigIntegerField(default=0)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.stored_bytes} bytes stored by {self.tenant_id}"

@@ -35,7 +35,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
 class UsageDaySerializer(serializers.Serializer):
     day = serializers.DateField()
-    subject_id = serializers.CharField(help_text="the instance id")
+    subject_id = serializers.CharField(help_text="the instance id, or `storage`")
     kind = serializers.CharField()
     amount_micros = serializers.IntegerField(help_text="charged that day (positive)")
     amount_usd = serializers.CharField()

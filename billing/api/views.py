@@ -21,7 +21,11 @@ from billing.api import serializers
 from billing.models import Budget, LedgerEntry, Plan, Subscription
 from billing.money import usd_text, usd_to_micros
 
-USAGE_KINDS = [LedgerEntry.Kind.USAGE_GPU, LedgerEntry.Kind.USAGE_STANDBY]
+USAGE_KINDS = [
+    LedgerEntry.Kind.USAGE_GPU,
+    LedgerEntry.Kind.USAGE_STANDBY,
+    LedgerEntry.Kind.USAGE_STORAGE,
+]
 
 
 class BalanceView(APIView):
