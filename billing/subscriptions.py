@@ -19,6 +19,7 @@ from billing import cards, ledger
 from billing.exceptions import AlreadySubscribed, NoPaidSubscription, NoStripeCustomer, UnknownPlan
 from billing.models import CheckoutSession, Invoice, LedgerEntry, Plan, Subscription
 from billing.money import usd_text
+from billing.plans import seed_plan
 from billing.stripe_api import call_stripe
 
 SUBSCRIBABLE_PLANS = ("starter", "pro")
@@ -56,8 +57,8 @@ def _locked_subscription(tenant_id: int, plan: Plan) -> Subscription:
 
 
 def subscribable_plan(code: str) -> Plan:
-    plan = Plan.objects.filter(code=code, is_public=True, price_minor__gt=0).first()
-    if plan is None or code not in SUBSCRIBABLE_PLANS:
+    plan = seed_plan(code) if code in SUBSCRIBABLE_PLANS else None
+    if plan is None or not plan.is_public or plan.price_minor <= 0:
         raise UnknownPlan(f"Plan {code!r} cannot be bought online: choose starter or pro.")
     return plan
 
