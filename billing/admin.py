@@ -9,7 +9,16 @@ from django.contrib import admin
 from accounts.models import AuditLog
 from accounts.services import record_audit
 from billing import ledger
-from billing.models import LedgerEntry, Plan, Subscription, TrialClaim, UsageInterval
+from billing.models import (
+    CardTrialClaim,
+    Invoice,
+    LedgerEntry,
+    Plan,
+    StorageMeter,
+    Subscription,
+    TrialClaim,
+    UsageInterval,
+)
 from billing.money import usd_to_micros
 
 STAFF_KINDS = [
@@ -85,14 +94,29 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "price_minor", "currency", "included_gpu_hours", "is_public"]
+    list_display = [
+        "code",
+        "name",
+        "price_minor",
+        "currency",
+        "included_gpu_hours",
+        "included_credit_micros",
+        "is_public",
+    ]
 
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["tenant", "plan", "status", "trial_ends_at", "current_period_end"]
+    list_display = [
+        "tenant",
+        "plan",
+        "status",
+        "trial_ends_at",
+        "current_period_end",
+        "cancel_at_period_end",
+    ]
     list_filter = ["status", "plan"]
-    search_fields = ["tenant__name"]
+    search_fields = ["tenant__name", "stripe_customer_id", "stripe_subscription_id"]
 
 
 @admin.register(UsageInterval)
@@ -117,3 +141,35 @@ class UsageIntervalAdmin(admin.ModelAdmin):
 class TrialClaimAdmin(admin.ModelAdmin):
     list_display = ["email", "tenant", "created_at"]
     search_fields = ["email"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by the Stripe webhook or the meters only; staff read."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    list_display = ["issued_at", "tenant", "number", "status", "amount_due_minor", "currency"]
+    list_filter = ["status"]
+    search_fields = ["tenant__name", "number", "stripe_invoice_id"]
+
+
+@admin.register(CardTrialClaim)
+class CardTrialClaimAdmin(ReadOnlyAdmin):
+    list_display = ["fingerprint", "tenant", "created_at"]
+    search_fields = ["fingerprint", "tenant__name"]
+
+
+@admin.register(StorageMeter)
+class StorageMeterAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "stored_bytes", "changed_at", "posted_until", "posted_micros"]
+    search_fields = ["tenant__name"]

@@ -27,13 +27,14 @@ def billed_price(machine_price_micros_per_hour: int) -> int:
     return machine_price_micros_per_hour * (100 + settings.BILLING_GPU_MARGIN_PERCENT) // 100
 
 
-def _microseconds(delta: timedelta) -> int:
+def to_microseconds(delta: timedelta) -> int:
+    """A timedelta in whole micro-seconds, exactly (no float seconds)."""
     return (delta.days * 86400 + delta.seconds) * 10**6 + delta.microseconds
 
 
 def due_micros(interval: UsageInterval, until: datetime) -> int:
     """price x elapsed, floored to the micro-dollar, from the interval's start to `until`."""
-    elapsed = max(0, _microseconds(until - interval.started_at))
+    elapsed = max(0, to_microseconds(until - interval.started_at))
     return interval.price_micros_per_hour * elapsed // MICROSECONDS_PER_HOUR
 
 
@@ -110,3 +111,32 @@ def post_open_intervals(now: datetime | None = None) -> set[int]:
         if post_interval(interval.pk, now=now):
             charged.add(interval.tenant_id)
     return charged
+
+
+def open_standby_interval(
+    tenant_id: int,
+    subject_id: str,
+    *,
+    at: datetime | None = None,
+    price_micros_per_hour: int | None = None,
+    description: str = "",
+) -> UsageInterval:
+    """Start billing a standby VM (`subject_id`: the instance it serves) at the standby price.
+
+    Repeating it while the standby is open is a no-op; the price defaults to
+    STANDBY_PRICE_MICROS_PER_HOUR and is fixed for the interval.
+    """
+    price = settings.STANDBY_PRICE_MICROS_PER_HOUR
+    return open_interval(
+        tenant_id,
+        UsageInterval.Kind.STANDBY,
+        str(subject_id),
+        price if price_micros_per_hour is None else price_micros_per_hour,
+        at=at or timezone.now(),
+        description=description or "CPU standby",
+    )
+
+
+def close_standby_interval(subject_id: str, *, at: datetime | None = None) -> UsageInterval | None:
+    """Stop billing a standby VM and post what it still owes; None if none was open."""
+    return close_interval(str(subject_id), UsageInterval.Kind.STANDBY, at=at or timezone.now())

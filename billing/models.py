@@ -17,6 +17,9 @@ class Plan(models.Model):
     price_minor = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3, default="USD")
     included_gpu_hours = models.PositiveIntegerField(default=0)
+    # Credit added to the ledger for every paid invoice of this plan (Starter: its 100 GPU-hours
+    # at INCLUDED_GPU_HOUR rate, see the 0006 migration); 0 for plans that include no usage.
+    included_credit_micros = models.BigIntegerField(default=0)
     has_standby = models.BooleanField(default=False)
     has_auto_hibernate = models.BooleanField(default=False)
     max_instances = models.PositiveIntegerField(null=True, blank=True)  # None: no limit
@@ -39,13 +42,19 @@ class Subscription(models.Model):
         PAST_DUE = "past_due"
         CANCELED = "canceled"
         EXPIRED = "expired"  # a trial that ended without a paid plan
+        INCOMPLETE = "incomplete"  # a checkout opened, the first payment not made yet
+
+    # The statuses in which the plan's entitlements apply.
+    ENTITLED = (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE)
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="subscription")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=12, choices=Status.choices)
     trial_ends_at = models.DateTimeField(null=True, blank=True)
+    current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
-    stripe_customer_id = models.CharField(max_length=100, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    stripe_customer_id = models.CharField(max_length=100, blank=True, db_index=True)
     stripe_subscription_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -54,6 +63,14 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} on {self.plan} ({self.status})"
+
+    @property
+    def is_paid(self) -> bool:
+        """A Stripe subscription in good standing (or being retried) backs this plan."""
+        return bool(self.stripe_subscription_id) and self.status in (
+            self.Status.ACTIVE,
+            self.Status.PAST_DUE,
+        )
 
 
 class LedgerEntry(models.Model):
@@ -201,7 +218,12 @@ class BudgetAlert(models.Model):
 
 
 class CheckoutSession(models.Model):
-    """A credit top-up through Stripe Checkout (card in USD; PIX and boleto in BRL)."""
+    """A Stripe Checkout Session: a credit top-up (card in USD; PIX and boleto in BRL) or the
+    first payment of a plan's subscription (mode `subscription`, card)."""
+
+    class Mode(models.TextChoices):
+        PAYMENT = "payment"
+        SUBSCRIPTION = "subscription"
 
     class Method(models.TextChoices):
         CARD = "card"
@@ -216,6 +238,10 @@ class CheckoutSession(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     stripe_session_id = models.CharField(max_length=200, unique=True)
+    mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.PAYMENT)
+    plan = models.ForeignKey(
+        Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     method = models.CharField(max_length=10, choices=Method.choices)
     credit_micros = models.BigIntegerField()
     currency = models.CharField(max_length=3)
@@ -244,3 +270,76 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type}"
+
+
+class StorageMeter(models.Model):
+    """A tenant's stored bytes (after dedup) and their integral over time, for storage billing.
+
+    `byte_microseconds` is the integral of stored bytes up to `changed_at`; from then on the
+    tenant stores `stored_bytes`. The amount due at T is the whole integral to T x price, floored
+    once, so posting is exact and idempotent the way usage intervals are (billing/storage.py).
+    The integral outgrows a bigint (1 TB for a year is ~3e25 byte-µs), hence a wide decimal.
+    """
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="storage_meter")
+    stored_bytes = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField()
+    byte_microseconds = models.DecimalField(max_digits=50, decimal_places=0, default=0)
+    price_micros_per_gb_month = models.BigIntegerField()
+    posted_until = models.DateTimeField()
+    posted_micros = models.BigIntegerField(default=0)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.stored_bytes} bytes stored by {self.tenant_id}"
+
+
+class Invoice(models.Model):
+    """A Stripe invoice of a tenant's subscription, as the webhook last saw it."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        PAID = "paid"
+        UNCOLLECTIBLE = "uncollectible"
+        VOID = "void"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    stripe_invoice_id = models.CharField(max_length=200, unique=True)
+    stripe_subscription_id = models.CharField(max_length=200, blank=True)
+    number = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=15, choices=Status.choices)
+    currency = models.CharField(max_length=3)
+    amount_due_minor = models.BigIntegerField(default=0)
+    amount_paid_minor = models.BigIntegerField(default=0)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    hosted_invoice_url = models.URLField(max_length=1000, blank=True)
+    invoice_pdf_url = models.URLField(max_length=1000, blank=True)
+    issued_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-issued_at"], name="invoice_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"invoice {self.number or self.stripe_invoice_id} ({self.status})"
+
+
+class CardTrialClaim(models.Model):
+    """One trial per person, by card too: the first trial tenant that paid with this card.
+
+    `fingerprint` is Stripe's `card.fingerprint`: the same card number gives the same value in
+    one Stripe account, whatever the customer.
+    """
+
+    fingerprint = models.CharField(max_length=100, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"card {self.fingerprint} for {self.tenant_id}"

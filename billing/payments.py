@@ -16,24 +16,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
-from billing import ledger
+from billing import cards, ledger, subscriptions
 from billing.exceptions import InvalidAmount, PaymentProviderError
 from billing.models import CheckoutSession, LedgerEntry, StripeEvent
 from billing.money import MICROS_PER_USD, usd_text
+from billing.stripe_api import stripe_client
 
 CURRENCY_OF_METHOD = {
     CheckoutSession.Method.CARD: "usd",
     CheckoutSession.Method.PIX: "brl",
     CheckoutSession.Method.BOLETO: "brl",
 }
-
-
-def stripe_client() -> stripe.StripeClient:
-    return stripe.StripeClient(
-        settings.STRIPE_SECRET_KEY,
-        base_addresses={"api": settings.STRIPE_API_BASE},
-        max_network_retries=2,
-    )
 
 
 def _price(credit_micros: int, method: str) -> tuple[str, int, Decimal | None]:
@@ -109,6 +102,13 @@ def handle_webhook(payload: bytes, signature_header: str) -> str:
 
 
 def _apply(event) -> str:
+    obj = event.data.object.to_dict()
+    if event.type.startswith("customer.subscription."):
+        return subscriptions.sync_subscription(obj["id"])
+    if event.type.startswith("invoice."):
+        return subscriptions.record_invoice(event.type, obj)
+    if event.type.startswith("checkout.session.") and obj.get("mode") == "subscription":
+        return subscriptions.checkout_completed(obj) if event.type.endswith("completed") else "ok"
     handlers = {
         "checkout.session.completed": _completed,
         "checkout.session.async_payment_succeeded": _paid,
@@ -117,7 +117,7 @@ def _apply(event) -> str:
     handler = handlers.get(event.type)
     if handler is None:
         return "ignored"
-    stripe_session = event.data.object.to_dict()
+    stripe_session = obj
     session = (
         CheckoutSession.objects.select_for_update()
         .filter(stripe_session_id=stripe_session["id"])
@@ -152,6 +152,8 @@ def _paid(session: CheckoutSession, stripe_session: dict) -> str:
     session.status = CheckoutSession.Status.PAID
     session.completed_at = session.completed_at or timezone.now()
     session.save(update_fields=["status", "completed_at"])
+    if stripe_session.get("payment_intent") and session.method == CheckoutSession.Method.CARD:
+        cards.check_card_of_payment_intent(session.tenant_id, stripe_session["payment_intent"])
     return "credited" if created else "already credited"
 
 

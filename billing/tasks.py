@@ -4,15 +4,17 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from billing import alerts, ledger, metering, trial
+from billing import alerts, ledger, metering, storage, trial
 from billing.models import Subscription
 from billing.signals import balance_exhausted
 
 
 @shared_task
 def post_usage() -> int:
-    """Post open usage intervals; tenants left without credit are signalled (to hibernate)."""
-    charged = metering.post_open_intervals()
+    """Post open usage intervals and stored bytes; tenants left without credit are signalled
+    (to hibernate)."""
+    now = timezone.now()
+    charged = metering.post_open_intervals(now) | storage.post_storage(now)
     for tenant_id in charged:
         alerts.check_tenant(tenant_id)
     exhausted = [tenant_id for tenant_id in charged if ledger.balance_micros(tenant_id) <= 0]

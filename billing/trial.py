@@ -46,21 +46,42 @@ def expire_trial(subscription: Subscription) -> int:
             return 0
         subscription.status = Subscription.Status.EXPIRED
         subscription.save(update_fields=["status", "updated_at"])
-        entries = LedgerEntry.objects.for_tenant(subscription.tenant_id)
-        granted = entries.filter(kind=LedgerEntry.Kind.TRIAL_GRANT).aggregate(
-            s=Sum("amount_micros")
+        return lapse_unspent_trial_credit(
+            subscription.tenant_id,
+            idempotency_key=f"trial-expiry:{subscription.tenant_id}",
+            description="unspent trial credit lapsed at the end of the trial",
         )
-        used = entries.filter(amount_micros__lt=0).aggregate(s=Sum("amount_micros"))
-        # Trial credit is spent first, so what is left of it is the grant minus all usage,
-        # never more than the balance.
-        unspent = (granted["s"] or 0) + (used["s"] or 0)
-        lapsing = max(0, min(unspent, ledger.balance_micros(subscription.tenant_id)))
-        if lapsing:
-            ledger.post(
-                subscription.tenant_id,
-                LedgerEntry.Kind.TRIAL_EXPIRY,
-                -lapsing,
-                idempotency_key=f"trial-expiry:{subscription.tenant_id}",
-                description="unspent trial credit lapsed at the end of the trial",
-            )
-        return lapsing
+
+
+def revoke_trial(tenant_id: int, *, reason: str) -> int:
+    """End a trial early (a second trial of one person): what is left of its credit lapses."""
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().filter(tenant_id=tenant_id).first()
+        if subscription is not None and subscription.status == Subscription.Status.TRIALING:
+            subscription.status = Subscription.Status.EXPIRED
+            subscription.save(update_fields=["status", "updated_at"])
+        return lapse_unspent_trial_credit(
+            tenant_id, idempotency_key=f"trial-revoked:{tenant_id}", description=reason
+        )
+
+
+def lapse_unspent_trial_credit(tenant_id: int, *, idempotency_key: str, description: str) -> int:
+    """Post a `trial_expiry` entry for the trial credit not spent yet; returns its size.
+
+    Trial credit is spent first, so what is left of it is the grant minus every debit so far
+    (an earlier lapse included, so a second call finds nothing), never more than the balance.
+    """
+    entries = LedgerEntry.objects.for_tenant(tenant_id)
+    granted = entries.filter(kind=LedgerEntry.Kind.TRIAL_GRANT).aggregate(s=Sum("amount_micros"))
+    used = entries.filter(amount_micros__lt=0).aggregate(s=Sum("amount_micros"))
+    unspent = (granted["s"] or 0) + (used["s"] or 0)
+    lapsing = max(0, min(unspent, ledger.balance_micros(tenant_id)))
+    if lapsing:
+        ledger.post(
+            tenant_id,
+            LedgerEntry.Kind.TRIAL_EXPIRY,
+            -lapsing,
+            idempotency_key=idempotency_key,
+            description=description,
+        )
+    return lapsing

@@ -331,6 +331,11 @@ BILLING_GPU_MARGIN_PERCENT = env.int("BILLING_GPU_MARGIN_PERCENT", default=0)
 TRIAL_DAYS = env.int("TRIAL_DAYS", default=7)
 TRIAL_CREDIT_MICROS = env.int("TRIAL_CREDIT_MICROS", default=79_000_000)
 METERING_INTERVAL_SECONDS = env.int("METERING_INTERVAL_SECONDS", default=60)
+# A CPU standby VM (e2-medium class) per hour; the shared SkyPilot catalog has no e2 rows, so this
+# is rounded down from GCP's e2-medium list price (about $0.0335/h on demand, us-central1).
+STANDBY_PRICE_MICROS_PER_HOUR = env.int("STANDBY_PRICE_MICROS_PER_HOUR", default=30_000)
+# Stored bytes (after dedup): micro-USD per GB-month, GB = 10^9 bytes, month = 30 days.
+STORAGE_PRICE_MICROS_PER_GB_MONTH = env.int("STORAGE_PRICE_MICROS_PER_GB_MONTH", default=5_000)
 CELERY_BEAT_SCHEDULE["post-usage"] = {
     "task": "billing.tasks.post_usage",
     "schedule": float(METERING_INTERVAL_SECONDS),

@@ -1,6 +1,15 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.models import CheckoutSession, LedgerEntry, Plan, Subscription, UsageInterval
+from billing import entitlements
+from billing.models import (
+    CheckoutSession,
+    Invoice,
+    LedgerEntry,
+    Plan,
+    Subscription,
+    UsageInterval,
+)
 from billing.money import usd_text
 
 
@@ -35,7 +44,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
 class UsageDaySerializer(serializers.Serializer):
     day = serializers.DateField()
-    subject_id = serializers.CharField(help_text="the instance id")
+    subject_id = serializers.CharField(help_text="the instance id, or `storage`")
     kind = serializers.CharField()
     amount_micros = serializers.IntegerField(help_text="charged that day (positive)")
     amount_usd = serializers.CharField()
@@ -50,6 +59,7 @@ class PlanSerializer(serializers.ModelSerializer):
             "price_minor",
             "currency",
             "included_gpu_hours",
+            "included_credit_micros",
             "has_standby",
             "has_auto_hibernate",
             "max_instances",
@@ -59,12 +69,69 @@ class PlanSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class EntitlementsSerializer(serializers.Serializer):
+    plan = serializers.CharField(help_text="the plan's code, or `pay_as_you_go`")
+    is_paid = serializers.BooleanField()
+    has_standby = serializers.BooleanField()
+    has_auto_hibernate = serializers.BooleanField()
+    max_instances = serializers.IntegerField(allow_null=True, help_text="null: no limit")
+    regions = serializers.ListField(child=serializers.CharField(), help_text="empty: all")
+    support_response_hours = serializers.IntegerField(allow_null=True)
+    included_gpu_hours = serializers.IntegerField()
+    included_credit_micros = serializers.IntegerField()
+
+
 class SubscriptionSerializer(serializers.ModelSerializer):
     plan = PlanSerializer()
+    is_paid = serializers.BooleanField(read_only=True)
+    entitlements = serializers.SerializerMethodField()
 
     class Meta:
         model = Subscription
-        fields = ["plan", "status", "trial_ends_at", "current_period_end"]
+        fields = [
+            "plan",
+            "status",
+            "is_paid",
+            "trial_ends_at",
+            "current_period_start",
+            "current_period_end",
+            "cancel_at_period_end",
+            "entitlements",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(EntitlementsSerializer)
+    def get_entitlements(self, subscription: Subscription) -> dict:
+        return entitlements.of_subscription(subscription)
+
+
+class SubscribeRequestSerializer(serializers.Serializer):
+    plan = serializers.ChoiceField(choices=["starter", "pro"])
+    method = serializers.ChoiceField(choices=["card"], default="card")
+
+
+class PortalSerializer(serializers.Serializer):
+    url = serializers.URLField()
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="stripe_invoice_id")
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id",
+            "number",
+            "status",
+            "currency",
+            "amount_due_minor",
+            "amount_paid_minor",
+            "period_start",
+            "period_end",
+            "hosted_invoice_url",
+            "invoice_pdf_url",
+            "issued_at",
+        ]
         read_only_fields = fields
 
 
@@ -98,12 +165,15 @@ class CheckoutRequestSerializer(serializers.Serializer):
 class CheckoutSessionSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="stripe_session_id")
     credit_usd = serializers.SerializerMethodField()
+    plan = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = CheckoutSession
         fields = [
             "id",
             "url",
+            "mode",
+            "plan",
             "method",
             "status",
             "credit_usd",

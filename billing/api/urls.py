@@ -5,6 +5,7 @@ from billing.api import views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("billing/ledger", views.LedgerViewSet, basename="ledger")
+router.register("billing/invoices", views.InvoiceViewSet, basename="invoice")
 
 urlpatterns = [
     path("billing/balance", views.BalanceView.as_view(), name="billing-balance"),
@@ -14,5 +15,6 @@ urlpatterns = [
     path("billing/stripe/webhook", views.StripeWebhookView.as_view(), name="stripe-webhook"),
     path("billing/budget", views.BudgetView.as_view(), name="billing-budget"),
     path("billing/subscription", views.SubscriptionView.as_view(), name="billing-subscription"),
+    path("billing/portal", views.PortalView.as_view(), name="billing-portal"),
     *router.urls,
 ]

@@ -16,12 +16,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.tenancy import TenantScopedViewSet
-from billing import alerts, ledger, payments
+from billing import alerts, ledger, payments, subscriptions
 from billing.api import serializers
-from billing.models import Budget, LedgerEntry, Plan, Subscription
+from billing.models import Budget, Invoice, LedgerEntry, Plan, Subscription
 from billing.money import usd_text, usd_to_micros
 
-USAGE_KINDS = [LedgerEntry.Kind.USAGE_GPU, LedgerEntry.Kind.USAGE_STANDBY]
+USAGE_KINDS = [
+    LedgerEntry.Kind.USAGE_GPU,
+    LedgerEntry.Kind.USAGE_STANDBY,
+    LedgerEntry.Kind.USAGE_STORAGE,
+]
 
 
 class BalanceView(APIView):
@@ -131,17 +135,77 @@ class PlansView(APIView):
         return Response(serializers.PlanSerializer(plans, many=True).data)
 
 
+def _portal_address() -> str:
+    return settings.DUMONT_PUBLIC_URL.rstrip("/")
+
+
+def _require_admin(request, doing: str) -> None:
+    if not request.auth.is_admin:
+        raise PermissionDenied(f"Only owners and admins {doing}.")
+
+
 class SubscriptionView(APIView):
-    """The tenant's plan and its status (trialing, active, expired ...); 404 without one."""
+    """The tenant's plan, its status (trialing, active, past_due, expired ...) and entitlements;
+    POST buys a plan (Stripe Checkout), DELETE cancels it at the end of the paid period."""
+
+    def _current(self, request) -> Subscription | None:
+        return Subscription.objects.for_tenant(request.auth.tenant).select_related("plan").first()
 
     @extend_schema(responses={200: serializers.SubscriptionSerializer}, tags=["billing"])
     def get(self, request):
-        subscription = (
-            Subscription.objects.for_tenant(request.auth.tenant).select_related("plan").first()
-        )
+        subscription = self._current(request)
         if subscription is None:
             return Response({"code": "no_subscription", "detail": "No plan yet."}, status=404)
         return Response(serializers.SubscriptionSerializer(subscription).data)
+
+    @extend_schema(
+        request=serializers.SubscribeRequestSerializer,
+        responses={201: serializers.CheckoutSessionSerializer},
+        summary="Buy a plan: a Stripe Checkout Session in subscription mode (pay at `url`)",
+        tags=["billing"],
+    )
+    def post(self, request):
+        _require_admin(request, "choose the plan")
+        form = serializers.SubscribeRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        session = subscriptions.start_subscription_checkout(
+            request.auth.tenant,
+            form.validated_data["plan"],
+            buyer=request.auth.user,
+            success_url=f"{_portal_address()}/billing?subscription=success",
+            cancel_url=f"{_portal_address()}/billing?subscription=cancel",
+        )
+        return Response(serializers.CheckoutSessionSerializer(session).data, status=201)
+
+    @extend_schema(
+        request=None,
+        responses={200: serializers.SubscriptionSerializer},
+        summary="Cancel the paid plan at the end of its current period",
+        tags=["billing"],
+    )
+    def delete(self, request):
+        _require_admin(request, "cancel the plan")
+        subscription = subscriptions.cancel_at_period_end(request.auth.tenant)
+        return Response(serializers.SubscriptionSerializer(subscription).data)
+
+
+class PortalView(APIView):
+    """A link to Stripe's customer portal: cards, invoices, plan changes and cancellation."""
+
+    @extend_schema(request=None, responses={200: serializers.PortalSerializer}, tags=["billing"])
+    def post(self, request):
+        _require_admin(request, "manage payments")
+        url = subscriptions.portal_url(request.auth.tenant, f"{_portal_address()}/billing")
+        return Response({"url": url})
+
+
+@extend_schema(tags=["billing"])
+class InvoiceViewSet(mixins.ListModelMixin, TenantScopedViewSet):
+    """The plan's invoices, newest first, as Stripe last reported them; `?status=` filters."""
+
+    queryset = Invoice.objects.all()
+    serializer_class = serializers.InvoiceSerializer
+    filterset_fields = ["status"]
 
 
 class BudgetView(APIView):
@@ -169,8 +233,7 @@ class BudgetView(APIView):
         tags=["billing"],
     )
     def patch(self, request):
-        if not request.auth.is_admin:
-            raise PermissionDenied("Only owners and admins change the budget.")
+        _require_admin(request, "change the budget")
         form = serializers.BudgetSerializer(data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -197,7 +260,7 @@ class CheckoutView(APIView):
     def post(self, request):
         form = serializers.CheckoutRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        portal = settings.DUMONT_PUBLIC_URL.rstrip("/")
+        portal = _portal_address()
         session = payments.start_checkout(
             request.auth.tenant,
             usd_to_micros(form.validated_data["amount_usd"]),

@@ -11,38 +11,10 @@ import stripe
 
 from billing import ledger
 from billing.models import CheckoutSession, LedgerEntry, StripeEvent
-from conftest import free_port, wait_until
+from billing.tests.conftest import SECRET
+from conftest import wait_until
 
-SECRET = "whsec_test_secret"
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def fake_stripe(start_process, live_server, settings):
-    port = free_port()
-    start_process(
-        "-m",
-        "simulator.payments",
-        "--port",
-        str(port),
-        "--webhook-url",
-        f"{live_server.url}/api/billing/stripe/webhook",
-        "--webhook-secret",
-        SECRET,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def answers():
-        try:
-            return httpx.get(f"{url}/v1/checkout/sessions/cs_test_none", timeout=1).status_code
-        except httpx.HTTPError:
-            return False
-
-    wait_until(answers)
-    settings.STRIPE_API_BASE = url
-    settings.STRIPE_WEBHOOK_SECRET = SECRET
-    settings.USD_BRL_RATE = "5.40"
-    return url
 
 
 def _checkout(account, amount: str, method: str) -> dict:

@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from accounts.models import ApiToken, AuditLog, Membership, SshKey, TenantSettings
 from accounts.tests.factories import UserFactory
 from billing import ledger
-from billing.models import Budget, LedgerEntry, Plan, Subscription
+from billing.models import Budget, Invoice, LedgerEntry, Plan, Subscription
 from conftest import Account
 from instances.models import Instance
 from instances.tests.factories import InstanceFactory
@@ -130,6 +130,25 @@ def _make_subscription(a: Account) -> Made:
     return Made({}, "alpha-plan-name")
 
 
+def _make_invoice(a: Account) -> Made:
+    Invoice.objects.create(
+        tenant=a.tenant,
+        stripe_invoice_id="in_alpha",
+        number="ALPHA-INVOICE-0001",
+        status=Invoice.Status.PAID,
+        currency="USD",
+        amount_due_minor=7900,
+        amount_paid_minor=7900,
+        issued_at=a.tenant.created_at,
+    )
+    return Made({}, "ALPHA-INVOICE-0001")
+
+
+def _make_stripe_customer(a: Account) -> Made:
+    Subscription.objects.filter(tenant=a.tenant).update(stripe_customer_id="cus_alpha_customer")
+    return Made({}, "cus_alpha_customer")
+
+
 def _make_webhook(a: Account) -> Made:
     endpoint = WebhookEndpoint.objects.create(
         tenant=a.tenant,
@@ -203,7 +222,13 @@ ROUTES: dict[str, Case] = {
     "billing-budget": Case(
         "singleton", _make_budget, Budget, body={"monthly_limit_usd": "5", "low_balance_usd": "1"}
     ),
-    "billing-subscription": Case("singleton", _make_subscription, Subscription),
+    # B buys nothing (a plan that does not exist: 400) and has no paid plan to cancel (409).
+    "billing-subscription": Case(
+        "singleton", _make_subscription, Subscription, body={"plan": "enterprise"}
+    ),
+    # B has no Stripe customer of its own: 409, and never A's portal.
+    "billing-portal": Case("singleton", _make_stripe_customer, Subscription),
+    "invoice-list": Case("list", _make_invoice, Invoice),
     "ledger-list": Case("list", _make_ledger_entries, LedgerEntry),
     "ledger-export": Case("list", _make_ledger_entries, LedgerEntry),
     "spot-alert-list": Case(
