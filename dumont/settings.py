@@ -295,6 +295,9 @@ HEARTBEAT_FAST_LANE = env.bool("HEARTBEAT_FAST_LANE", default=True)
 HEARTBEAT_FAST_LANE_POOL_SIZE = env.int("HEARTBEAT_FAST_LANE_POOL_SIZE", default=8)
 # Reconcile re-sends the step of an instance in a transitional status after RETRY seconds and
 # puts it in `error` after TIMEOUT seconds (the FAQ promises a GPU in 5 minutes at most).
+# The price ceiling of a create that names none (the FAQ's `dumont create --gpu RTX4090`): the
+# cheapest offer under it is rented, so it is a cap, not the price paid.
+DEFAULT_MAX_PRICE_PER_GPU_USD = env.float("DEFAULT_MAX_PRICE_PER_GPU_USD", default=5.0)
 INSTANCE_STEP_RETRY_SECONDS = env.int("INSTANCE_STEP_RETRY_SECONDS", default=120)
 INSTANCE_STEP_TIMEOUT_SECONDS = env.int("INSTANCE_STEP_TIMEOUT_SECONDS", default=600)
 RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=30)

@@ -12,6 +12,8 @@ from instances.models import AgentCommand, Instance
 
 ProgressHook = Callable[[AgentCommand, dict], None]
 ResultHook = Callable[[AgentCommand, bool, str, dict], None]
+# Arguments added when the command is handed out, never stored (credentials, secrets).
+ArgumentsHook = Callable[[AgentCommand], dict]
 SyncHook = Callable[[Instance, dict], None]
 
 
@@ -19,6 +21,7 @@ SyncHook = Callable[[Instance, dict], None]
 class CommandHooks:
     on_progress: ProgressHook | None = None
     on_result: ResultHook | None = None
+    secret_arguments: ArgumentsHook | None = None
 
 
 _hooks: dict[str, CommandHooks] = {}
@@ -42,6 +45,12 @@ def progress_hook(kind: str) -> ProgressHook | None:
 
 def result_hook(kind: str) -> ResultHook | None:
     return _hooks.get(kind, CommandHooks()).on_result
+
+
+def arguments_for(command: AgentCommand) -> dict:
+    """The command's stored arguments plus the secret ones its app adds at hand-out."""
+    hook = _hooks.get(command.kind, CommandHooks()).secret_arguments
+    return {**command.args, **(hook(command) if hook else {})}
 
 
 def sync_hooks() -> list[SyncHook]:

@@ -1,14 +1,8 @@
 """What a transition tells the outside: the tenant's websockets and customer webhooks."""
 
-import logging
-
-from django.db import transaction
-
-from dumont.live import push_to_tenant
+from dumont.live import push_after_commit
 from instances.models import Instance, InstanceEvent
 from webhooks.services import emit
-
-logger = logging.getLogger(__name__)
 
 Status = Instance.Status
 
@@ -49,13 +43,4 @@ def transition_recorded(instance: Instance, event: InstanceEvent) -> None:
     webhook_event = WEBHOOK_EVENTS.get(event.to_status)
     if webhook_event:
         emit(instance.tenant, webhook_event, payload)
-    transaction.on_commit(lambda: _push(instance.tenant_id, payload))
-
-
-def _push(tenant_id: int, payload: dict) -> None:
-    # Live status is a convenience on top of the committed state (clients re-read on
-    # reconnect), so an unreachable channel layer must not fail the transition after commit.
-    try:
-        push_to_tenant(tenant_id, LIVE_EVENT, payload)
-    except Exception:
-        logger.exception("live push failed for tenant %s", tenant_id)
+    push_after_commit(instance.tenant_id, LIVE_EVENT, payload)

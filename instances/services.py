@@ -377,7 +377,7 @@ def _hand_out_commands(instance_id: str, now: datetime) -> list[dict]:
             state=AgentCommand.State.SENT, sent_at=now
         )
         Instance.objects.filter(pk=instance_id).update(has_queued_commands=False)
-    return [{"id": c.pk, "kind": c.kind, "args": c.args} for c in queued]
+    return [{"id": c.pk, "kind": c.kind, "args": agent_commands.arguments_for(c)} for c in queued]
 
 
 def _finish_commands(instance_id: str, results: list[dict], now: datetime) -> None:

@@ -124,7 +124,9 @@ class Supervisor:
         self.prepare(row)
         folder = Path(row.folder)
         log = (folder / "agent.log").open("ab")
-        env = {**os.environ, "PYTHONPATH": str(AGENT_PACKAGE_DIR), "PYTHONUNBUFFERED": "1"}
+        # The repository root too: agents run the snapshot engine as `python -m snapshots.engine`.
+        python_path = os.pathsep.join([str(AGENT_PACKAGE_DIR), str(AGENT_PACKAGE_DIR.parent)])
+        env = {**os.environ, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
             [*agent_command(), "--config", str(folder / "agent.json")],
             cwd=folder / "workspace",

@@ -9,12 +9,15 @@ the key that wraps the repository's random data keys from this secret (snapshots
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from snapshots.engine import Repository, RepositoryNotFound, open_store
+from snapshots.engine import Repository, RepositoryNotFound, formats, maintenance, open_store
+from snapshots.engine.repository import DEFAULT_GRACE_SECONDS
 from snapshots.engine.store import S3Store, Store
 from snapshots.models import SnapshotRepository
 
@@ -52,6 +55,8 @@ def secret_for(tenant_id: int) -> str:
 
 def location_for(tenant_id: int) -> str:
     base = settings.SNAPSHOT_STORE_URL.rstrip("/")
+    if not base.startswith("s3://"):
+        base = str(Path(base).resolve())  # agents run in their workspace, not here
     return f"{base}/tenant-{tenant_id}"
 
 
@@ -113,3 +118,44 @@ def measure(tenant_id: int) -> int:
         stored_bytes=stored, measured_at=timezone.now()
     )
     return stored
+
+
+def forget(tenant_id: int, snapshot_ids: list[str], *, now: datetime | None = None) -> None:
+    """Forget engine snapshots, then collect the data nothing references any more.
+
+    Collection keeps packs younger than the engine's grace period and waits while a backup
+    holds its lease (snapshots/engine/maintenance.py), so an agent syncing meanwhile loses
+    nothing; what is left goes at the next maintenance.
+    """
+    repository = open_repository(tenant_id)
+    known = set(repository.snapshot_ids())
+    for snapshot_id in snapshot_ids:
+        if snapshot_id in known:
+            repository.store.delete(formats.snapshot_key(snapshot_id))
+    repository.invalidate()
+    result = maintenance.PruneResult(kept=[], forgotten=list(snapshot_ids))
+    maintenance.collect(repository, result, DEFAULT_GRACE_SECONDS, now or datetime.now(tz=UTC))
+
+
+def forget_old_syncs(
+    tenant_id: int, sync_tag: str, live_instances: set[str], *, keep: int, now=None
+) -> int:
+    """Forget sync snapshots beyond the newest `keep` per live instance, and every sync of an
+    instance that is gone. Snapshots customers took are never touched. Returns how many."""
+    try:
+        repository = open_repository(tenant_id)
+    except RepositoryNotFound:
+        return 0
+    syncs: dict[str, list] = {}
+    for info in repository.snapshots():
+        if sync_tag not in info.tags:
+            continue
+        owner = next((tag.split(":", 1)[1] for tag in info.tags if tag.startswith("instance:")), "")
+        syncs.setdefault(owner, []).append(info)
+    doomed = []
+    for owner, infos in syncs.items():
+        newest_first = sorted(infos, key=lambda info: info.time, reverse=True)
+        kept = keep if owner in live_instances else 0
+        doomed += [info.id for info in newest_first[kept:]]
+    forget(tenant_id, doomed, now=now)
+    return len(doomed)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.mail import mail_owners
-from dumont.live import push_to_tenant
+from dumont.live import push_after_commit
 from spot import prices
 from spot.models import PriceAlert, PriceAlertFiring, PriceMark
 from webhooks.models import WebhookEndpoint
@@ -103,7 +103,7 @@ def _notify(alert: PriceAlert, price_micros: int, now: datetime) -> None:
     )
     tenant_id = alert.tenant_id
     transaction.on_commit(lambda: mail_owners(tenant_id, subject, body))
-    transaction.on_commit(lambda: push_to_tenant(tenant_id, PRICE_ALERT, data))
+    push_after_commit(tenant_id, PRICE_ALERT, data)
 
 
 def announce_price_changes(gpus: list[str], now: datetime) -> list[str]:

@@ -6,17 +6,19 @@ import json
 import logging
 import os
 import random
+import shlex
 import signal
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dumont_agent import __version__, commands
 from dumont_agent.gpu import make_reader
+from dumont_agent.jobs import JOB_KINDS, Engine, Jobs, Sync
 
 logger = logging.getLogger("dumont-agent")
 MAX_BACKOFF_SECONDS = 60.0
@@ -31,6 +33,12 @@ class Config:
     load_file: Path | None = None
     gpu_count: int = 1
     unauthorized_exit_seconds: float = 120.0
+    workspace: Path = field(default_factory=Path.cwd)
+    # The snapshot engine: a command line (the server repository's engine by default).
+    engine_command: tuple[str, ...] = (sys.executable, "-m", "snapshots.engine")
+    state_dir: Path = field(
+        default_factory=lambda: Path.home() / ".dumont-agent"
+    )  # sync settings survive restarts here
 
 
 def load_config(path: str | None) -> Config:
@@ -50,7 +58,14 @@ def load_config(path: str | None) -> Config:
         unauthorized_exit_seconds=float(
             pick("unauthorized_exit_seconds", "DUMONT_UNAUTHORIZED_EXIT_SECONDS", 120)
         ),
+        workspace=Path(pick("workspace", "DUMONT_WORKSPACE", os.getcwd())),
     )
+    engine = pick("engine_command", "DUMONT_ENGINE_COMMAND")
+    if engine:
+        config.engine_command = tuple(engine if isinstance(engine, list) else shlex.split(engine))
+    state_dir = pick("state_dir", "DUMONT_STATE_DIR") or (Path(path).parent if path else None)
+    if state_dir:
+        config.state_dir = Path(state_dir)
     if not config.api_url or not config.token:
         raise ValueError("api_url and token are required (config file or DUMONT_* variables)")
     return config
@@ -68,6 +83,9 @@ class Agent:
         self.results: list[dict] = []
         self.stop = threading.Event()
         self.interval = config.heartbeat_seconds
+        engine = Engine(list(config.engine_command))
+        self.jobs = Jobs(engine, config.workspace)
+        self.sync = Sync(engine, config.workspace, config.state_dir, self.jobs)
 
     def beat(self) -> dict:
         reading = self.reader.read()
@@ -79,8 +97,15 @@ class Agent:
             "agent_version": __version__,
             "uptime_seconds": round(time.monotonic() - self.started, 1),
         }
-        if self.results:
-            body["command_results"] = self.results
+        progress, job_results = self.jobs.pending()
+        results = self.results + job_results
+        if results:
+            body["command_results"] = results
+        if progress:
+            body["command_progress"] = progress
+        sync = self.sync.pending()
+        if sync:
+            body["sync"] = sync
         request = urllib.request.Request(
             f"{self.config.api_url}/api/agent/heartbeat",
             data=json.dumps(body).encode(),
@@ -99,12 +124,21 @@ class Agent:
                 raise Refused(str(error.code)) from error
             raise
         self.results = []  # delivered
+        self.jobs.delivered(job_results)
+        if sync:
+            self.sync.delivered(sync)
         return reply
 
     def handle(self, reply: dict) -> None:
         self.interval = float(reply.get("interval_seconds") or self.config.heartbeat_seconds)
         for command in reply.get("commands", []):
-            ok, detail = commands.run(command.get("kind", ""), command.get("args") or {})
+            if command.get("kind") in JOB_KINDS:
+                self.jobs.start(command)  # reported by later beats, with progress
+                continue
+            if command.get("kind") == "sync":
+                ok, detail = True, self.sync.configure(command.get("args") or {})
+            else:
+                ok, detail = commands.run(command.get("kind", ""), command.get("args") or {})
             logger.info("command %s %s: %s", command.get("id"), command.get("kind"), detail)
             self.results.append({"id": command["id"], "ok": ok, "detail": detail[:2000]})
             if ok and command.get("kind") == "shutdown":

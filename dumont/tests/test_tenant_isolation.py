@@ -23,6 +23,7 @@ from billing.models import Budget, Invoice, LedgerEntry, Plan, Subscription
 from conftest import Account
 from instances.models import Instance
 from instances.tests.factories import InstanceFactory
+from snapshots.models import Snapshot
 from spot.models import PriceAlert
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import emit
@@ -175,6 +176,19 @@ def _make_price_alert(a: Account) -> Made:
     return Made({"pk": response.json()["id"]}, "432.1987")
 
 
+def _make_snapshot(a: Account) -> Made:
+    instance = InstanceFactory(tenant=a.tenant, status=Instance.Status.RUNNING)
+    snapshot = Snapshot.objects.create(
+        tenant=a.tenant,
+        instance=instance,
+        name="alpha-snapshot-name",
+        source_gpu="RTX 4090",
+        status=Snapshot.Status.COMPLETED,
+        engine_snapshot_id="alpha-engine-id",
+    )
+    return Made({"pk": snapshot.pk}, "alpha-snapshot-name")
+
+
 def _market_data(a: Account) -> Made:
     """Spot analytics are the same for every tenant; B must still never see A's things."""
     a.client.post("/api/tokens", {"name": "alpha-market-watcher"}, format="json")
@@ -237,6 +251,9 @@ ROUTES: dict[str, Case] = {
     "spot-alert-detail": Case(
         "detail", _make_price_alert, PriceAlert, body={"price_usd": "0.01", "is_active": False}
     ),
+    "snapshot-list": Case("list", _make_snapshot, Snapshot, body={"instance_id": "i0"}),
+    "snapshot-detail": Case("detail", _make_snapshot, Snapshot),
+    "snapshot-restore": Case("detail", _make_snapshot, Snapshot, body={"gpu": "A100"}),
     "advisor": Case("shared", _market_data),
     "spot-monitor": Case("shared", _market_data),
     "spot-llm-gpus": Case("shared", _market_data),

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from billing.money import micros_to_usd, usd_to_micros
 from instances.models import AgentCommand, Instance, InstanceEvent
+from instances.services import InstanceRequest
 
 
 class InstanceCreateSerializer(serializers.Serializer):
@@ -19,7 +20,9 @@ class InstanceCreateSerializer(serializers.Serializer):
         min_value=Decimal("0.000001"),
         max_value=10000,
         coerce_to_string=False,
-        help_text="USD per hour for the whole machine.",
+        required=False,
+        help_text="USD per hour for the whole machine; the cheapest offer under it is rented. "
+        "Default: DEFAULT_MAX_PRICE_PER_GPU_USD x gpu_count.",
     )
     gpu_count = serializers.IntegerField(min_value=1, max_value=16, default=1)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -35,6 +38,26 @@ class InstanceCreateSerializer(serializers.Serializer):
 
     def validate_max_price(self, value) -> int:
         return usd_to_micros(value)
+
+    def validate(self, data: dict) -> dict:
+        if "max_price" not in data:
+            default = usd_to_micros(Decimal(str(settings.DEFAULT_MAX_PRICE_PER_GPU_USD)))
+            data["max_price"] = default * data.get("gpu_count", 1)
+        return data
+
+
+def instance_request(data: dict, **defaults) -> InstanceRequest:
+    """The service's request from InstanceCreateSerializer's validated data."""
+    return InstanceRequest(
+        gpu=data.get("gpu") or defaults.get("gpu", ""),
+        region=data.get("region", defaults.get("region", "")),
+        max_price_micros=data["max_price"],
+        gpu_count=data["gpu_count"],
+        name=data.get("name", ""),
+        ssh_key_ids=tuple(data.get("ssh_key_ids", ())),
+        disk_gb=data["disk_gb"],
+        image=data.get("image") or "pytorch/pytorch:latest",
+    )
 
 
 class ConnectionSerializer(serializers.Serializer):

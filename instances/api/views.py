@@ -52,19 +52,9 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     def create(self, request):
         form = serializers.InstanceCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        data = form.validated_data
         instance = services.create_instance(
             self.context.tenant,
-            services.InstanceRequest(
-                gpu=data["gpu"],
-                region=data.get("region", ""),
-                max_price_micros=data["max_price"],
-                gpu_count=data["gpu_count"],
-                name=data.get("name", ""),
-                ssh_key_ids=tuple(data.get("ssh_key_ids", ())),
-                disk_gb=data["disk_gb"],
-                image=data.get("image") or "pytorch/pytorch:latest",
-            ),
+            serializers.instance_request(form.validated_data),
             actor=actor_of(self.context),
         )
         return self._accepted(instance)

@@ -27,7 +27,11 @@ def add_global_options(parser: argparse.ArgumentParser, default: object) -> None
     parser.add_argument("--repo", default=default, help="a folder or s3://bucket/prefix")
     parser.add_argument("--endpoint-url", default=default, help="S3 endpoint (MinIO, B2, ...)")
     parser.add_argument("--secret-file", default=default, help="file with the master secret")
-    for flag, text in (("--json", "machine-readable output"), ("--quiet", "no progress")):
+    for flag, text in (
+        ("--json", "machine-readable output"),
+        ("--quiet", "no progress"),
+        ("--progress-jsonl", "progress as one JSON object per line on stderr (for the agent)"),
+    ):
         parser.add_argument(flag, action="store_true", default=default or False, help=text)
 
 
@@ -117,6 +121,10 @@ def print_progress(progress: Progress) -> None:
     )
 
 
+def print_progress_jsonl(progress: Progress) -> None:
+    print(json.dumps(dataclasses.asdict(progress)), file=sys.stderr, flush=True)
+
+
 def emit(arguments: argparse.Namespace, document: Any, text: str) -> None:
     if arguments.json:
         if dataclasses.is_dataclass(document):
@@ -132,6 +140,8 @@ def run(arguments: argparse.Namespace) -> int:
     store = open_store(arguments.repo, endpoint_url=arguments.endpoint_url)
     secret = read_secret(arguments)
     progress = None if arguments.quiet or arguments.json else print_progress
+    if arguments.progress_jsonl:
+        progress = print_progress_jsonl
 
     if arguments.command == "init":
         options = {"compression": arguments.compression}
@@ -149,7 +159,7 @@ def run(arguments: argparse.Namespace) -> int:
         info = repository.backup(
             arguments.path, parent=parent, progress=progress, tags=arguments.tag
         )
-        if progress:
+        if progress is print_progress:
             print(file=sys.stderr)
         emit(arguments, info.to_dict(), info.id)
     elif arguments.command == "restore":
@@ -158,7 +168,7 @@ def run(arguments: argparse.Namespace) -> int:
                 arguments.snapshot, arguments.target, paths=arguments.path, progress=progress
             )
         finally:
-            if progress:
+            if progress is print_progress:
                 print(file=sys.stderr)
         emit(arguments, result, f"restored {result.files} files ({result.bytes} bytes)")
     elif arguments.command == "verify":
