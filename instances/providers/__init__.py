@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from instances.providers.base import GpuProvider
+from instances.providers.base import GpuProvider, StandbyProvider
 
 
 def get_provider(name: str | None = None) -> GpuProvider:
@@ -13,3 +13,13 @@ def get_provider(name: str | None = None) -> GpuProvider:
 
         return SimProvider(settings.SIM_PROVIDER_URL, settings.SIM_PROVIDER_API_KEY)
     raise ValueError(f"unknown GPU provider {name!r} (GPU_PROVIDER)")
+
+
+def get_standby_provider(name: str | None = None) -> StandbyProvider:
+    """The standby provider named `name`, else settings.STANDBY_PROVIDER ("sim" by default)."""
+    name = name or settings.STANDBY_PROVIDER
+    if name == "sim":
+        from instances.providers.sim import SimProvider
+
+        return SimProvider(settings.SIM_PROVIDER_URL, settings.SIM_PROVIDER_API_KEY)
+    raise ValueError(f"unknown standby provider {name!r} (STANDBY_PROVIDER)")

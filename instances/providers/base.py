@@ -1,7 +1,7 @@
 """The one interface every GPU provider implements (DESIGN.md, "Providers").
 
-Implementations: `sim` (the embedded default: an HTTP client of the simulated market, `simulator/`),
-`vast` (Vast.ai, issue [D]). Payloads are dataclasses; money is integer micro-USD per hour.
+GPU implementations: `sim` (the embedded default: an HTTP client of the simulated market,
+`simulator/`), `vast` (Vast.ai). Standby (CPU VM) implementations: `sim`, `gcp` (Google Cloud). Payloads are dataclasses; money is integer micro-USD per hour.
 """
 
 from dataclasses import dataclass, field
@@ -108,3 +108,36 @@ class GpuProvider(Protocol):
 
     def destroy(self, provider_id: str) -> None:
         """Destroy the machine and its disk; idempotent (a missing machine is not an error)."""
+
+
+@dataclass(frozen=True)
+class StandbySpec:
+    """A CPU standby VM that follows an instance's workspace (its agent restores the syncs)."""
+
+    instance_id: str
+    region: str  # one of spot.catalog.REGIONS; the provider picks a zone in it
+    disk_gb: int
+    ssh_public_keys: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # DUMONT_API_URL, DUMONT_AGENT_TOKEN, ...
+
+
+class StandbyProvider(Protocol):
+    """Where CPU standbys run: `sim` (the simulator's CPU machines) or `gcp` (spot VMs)."""
+
+    name: str
+
+    def create_standby(self, spec: StandbySpec, *, idempotency_key: str) -> Machine:
+        """Create and start the VM; the same key always returns the same VM. Machine.gpu is
+        "CPU" and gpu_count 0; price_micros_per_hour is what the VM costs."""
+
+    def get(self, provider_id: str) -> Machine:
+        """The VM now; raises MachineNotFound if the provider does not know it."""
+
+    def stop(self, provider_id: str) -> Machine:
+        """Stop (keep the disk); idempotent."""
+
+    def start(self, provider_id: str) -> Machine:
+        """Start a stopped VM; idempotent."""
+
+    def destroy(self, provider_id: str) -> None:
+        """Delete the VM and its disk; idempotent."""
