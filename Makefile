@@ -28,6 +28,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py launch
 
 test: $(VENV)/.installed-dev
+	rm -rf var/test/objects  # snapshot repositories of earlier runs (tenant ids start over)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	  DUMONT_HOME=$(CURDIR)/var/test SECRET_KEY=test-only-not-secret \
 	  $(PY) -m pytest $(PYTEST_ARGS)

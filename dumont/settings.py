@@ -301,6 +301,17 @@ HEARTBEAT_FAST_LANE_POOL_SIZE = env.int("HEARTBEAT_FAST_LANE_POOL_SIZE", default
 DEFAULT_MAX_PRICE_PER_GPU_USD = env.float("DEFAULT_MAX_PRICE_PER_GPU_USD", default=5.0)
 INSTANCE_STEP_RETRY_SECONDS = env.int("INSTANCE_STEP_RETRY_SECONDS", default=120)
 INSTANCE_STEP_TIMEOUT_SECONDS = env.int("INSTANCE_STEP_TIMEOUT_SECONDS", default=600)
+# A running instance whose agent is silent this long has lost its machine: fail over.
+FAILOVER_HEARTBEAT_TIMEOUT_SECONDS = env.int("FAILOVER_HEARTBEAT_TIMEOUT_SECONDS", default=60)
+# Hibernation waits this long for the agent's final sync before stopping the machine anyway
+# (keeping its disk, since the workspace is not safe elsewhere).
+FINAL_SYNC_TIMEOUT_SECONDS = env.int("FINAL_SYNC_TIMEOUT_SECONDS", default=60)
+IDLE_SWEEP_INTERVAL_SECONDS = env.int("IDLE_SWEEP_INTERVAL_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE["hibernate-idle"] = {
+    "task": "instances.tasks.hibernate_idle",
+    "schedule": float(IDLE_SWEEP_INTERVAL_SECONDS),
+    "options": {"expires": IDLE_SWEEP_INTERVAL_SECONDS * 2},
+}
 RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE["reconcile-instances"] = {
     "task": "instances.tasks.reconcile",

@@ -6,6 +6,7 @@ class InstancesConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.signals import balance_exhausted
+        from instances import recovery
         from instances.market import offers_for_spot
         from instances.metering import hibernate_for_exhausted_credit, meter_transition
         from instances.spot_hooks import machine_hours
@@ -13,6 +14,7 @@ class InstancesConfig(AppConfig):
         from spot.market import register_offer_source
         from spot.risk import register_exposure_source
 
+        recovery.register()
         register_offer_source(offers_for_spot)
         register_transition_hook(meter_transition)
         register_exposure_source(machine_hours)

@@ -29,8 +29,14 @@ _sync_hooks: list[SyncHook] = []
 
 
 def register_command_hooks(kind: str, hooks: CommandHooks) -> None:
-    """What a report of a `kind` command means to the app that queued it."""
-    _hooks[kind] = hooks
+    """What a report of a `kind` command means to the app that queued it. Hooks of one kind
+    from several apps combine (instances handles a restore's result, snapshots its secrets)."""
+    current = _hooks.get(kind, CommandHooks())
+    _hooks[kind] = CommandHooks(
+        on_progress=hooks.on_progress or current.on_progress,
+        on_result=hooks.on_result or current.on_result,
+        secret_arguments=hooks.secret_arguments or current.secret_arguments,
+    )
 
 
 def register_sync_hook(hook: SyncHook) -> None:

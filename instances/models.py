@@ -84,6 +84,9 @@ class Instance(models.Model):
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_sync_snapshot_id = models.CharField(max_length=64, blank=True)
     sync_lag_seconds = models.FloatField(null=True, blank=True)
+    # A new machine (wake after release, failover) restores this sync before it is `running`.
+    needs_restore = models.BooleanField(default=False)
+    restore_snapshot_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     running_since = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -167,3 +170,49 @@ class AgentCommand(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.instance_id} ({self.state})"
+
+
+class Failover(models.Model):
+    """One interruption of an instance's GPU and how it came back, with what it cost the user.
+
+    RPO: the age of the newest good sync when the machine was lost (work after it is gone).
+    RTO: interruption → the standby serving, and interruption → a GPU serving again.
+    """
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="failovers")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
+    reason = models.CharField(max_length=300)
+    interrupted_at = models.DateTimeField()
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    restored_snapshot_id = models.CharField(max_length=64, blank=True)
+    rpo_seconds = models.FloatField(null=True, blank=True)  # None: never synced
+    standby_serving_at = models.DateTimeField(null=True, blank=True)
+    rto_standby_seconds = models.FloatField(null=True, blank=True)
+    gpu_serving_at = models.DateTimeField(null=True, blank=True)
+    rto_gpu_seconds = models.FloatField(null=True, blank=True)
+    failed_provider_id = models.CharField(max_length=100, blank=True)
+    failed_offer_id = models.CharField(max_length=100, blank=True)
+    failed_region = models.CharField(max_length=20, blank=True)
+    new_provider_id = models.CharField(max_length=100, blank=True)
+    new_region = models.CharField(max_length=20, blank=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-interrupted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance"],
+                condition=models.Q(status="in_progress"),
+                name="one_failover_in_progress",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} at {self.interrupted_at:%Y-%m-%d %H:%M:%S}"

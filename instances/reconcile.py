@@ -3,8 +3,9 @@
 - An instance in a transitional status longer than INSTANCE_STEP_RETRY_SECONDS gets its step
   sent again (steps are idempotent); past INSTANCE_STEP_TIMEOUT_SECONDS it goes to `error`
   with a reason, for a person or a retry.
-- A running instance whose machine the provider reports interrupted, destroyed or unknown goes
-  to `error` (failover replaces this with a move to the standby, issue [D]).
+- A running instance whose machine the provider reports interrupted, destroyed or unknown, or
+  whose agent has not beaten for FAILOVER_HEARTBEAT_TIMEOUT_SECONDS, fails over
+  (instances/recovery.py).
 - A machine no live instance owns is destroyed; one that a crashed provision task created but
   never recorded (its idempotency key is the instance's provision key) is adopted.
 """
@@ -16,12 +17,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from instances import services, tasks_queue
+from instances import recovery, services, tasks_queue
 from instances.exceptions import InvalidTransition
 from instances.models import Instance
 from instances.providers import get_provider
 from instances.providers.base import Machine, MachineState, ProviderError
-from instances.spot_hooks import record_interruption
 from instances.transitions import TRANSITIONAL
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ STEP_OF_STATUS = {
     Status.HIBERNATING: "stop",
     Status.WAKING: "start",
     Status.DELETING: "destroy",
+    Status.FAILING_OVER: "recover",
+    Status.RECOVERING: "recover",
 }
 LOST_STATES = {MachineState.INTERRUPTED, MachineState.DESTROYED}
 
@@ -43,15 +45,27 @@ class ReconcileReport:
     failed: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     orphans_destroyed: list[str] = field(default_factory=list)
+    failed_over: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _silent_machines(report: ReconcileReport) -> None:
+    """Running instances whose agent stopped beating: the machine is as good as lost."""
+    timeout = settings.FAILOVER_HEARTBEAT_TIMEOUT_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=timeout)
+    silent = Instance.objects.filter(status=Status.RUNNING, last_heartbeat_at__lt=cutoff)
+    for instance in silent.only("pk"):
+        if recovery.fail_over(instance.pk, reason=f"no heartbeat for {timeout} s"):
+            report.failed_over.append(instance.pk)
 
 
 def reconcile_all() -> ReconcileReport:
     """One pass over stuck instances and over the provider's machines."""
     report = ReconcileReport()
     _unstick(report)
+    _silent_machines(report)
     try:
         machines = get_provider().list_machines()
     except ProviderError as error:
@@ -110,16 +124,9 @@ def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
     for provider_id, instance in owned.items():
         machine = by_id.get(provider_id)
         if instance.status == Status.RUNNING and (machine is None or machine.state in LOST_STATES):
-            state = machine.state if machine else "gone"
-            if machine is not None and machine.state == MachineState.INTERRUPTED:
-                record_interruption(instance, timezone.now())
-            try:
-                services.mark_error(
-                    instance, actor="reconcile", reason=f"the provider reports the machine {state}"
-                )
-                report.failed.append(instance.pk)
-            except InvalidTransition:
-                pass
+            state = machine.state.value if machine else "gone"
+            if recovery.check_machine_lost(instance, state):
+                report.failed_over.append(instance.pk)
         elif instance.status == Status.DELETED and machine and machine.state != "destroyed":
             tasks_queue.send("destroy_machine", provider_id)
             report.orphans_destroyed.append(provider_id)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import SshKey, Tenant
 from billing.money import micros_to_usd
 from instances import commands as agent_commands
-from instances import heartbeats, metering, tasks_queue
+from instances import heartbeats, metering, recovery, tasks_queue
 from instances.agent_tokens import agent_token, hash_agent_token
 from instances.exceptions import (
     InvalidTransition,
@@ -152,6 +152,23 @@ def create_instance(tenant: Tenant, request: InstanceRequest, *, actor: str) -> 
     return instance
 
 
+def simulate_interruption(instance: Instance, *, context) -> None:
+    """The simulated market takes the instance's machine back; failover follows as for a real
+    interruption. 404 for an instance that is not on the simulator; owners and admins only."""
+    from django.http import Http404
+
+    from accounts.exceptions import RoleForbidden
+
+    if instance.provider != "sim" or not instance.provider_id:
+        raise Http404("The instance is not on the simulated market.")
+    if not context.is_admin:
+        raise RoleForbidden("Only owners and admins can interrupt an instance.")
+    if instance.status != Status.RUNNING:
+        raise InvalidTransition(instance.status, Status.FAILING_OVER)
+    get_provider("sim").interrupt(instance.provider_id)
+    tasks_queue.send("check_machine", instance.pk)
+
+
 def _move(instance: Instance, to_status: str, *, actor: str, reason: str, step: str) -> Instance:
     """A customer's move that a task completes: transition now, queue the provider call."""
     with transaction.atomic():
@@ -161,15 +178,21 @@ def _move(instance: Instance, to_status: str, *, actor: str, reason: str, step: 
 
 
 def hibernate_instance(instance: Instance, *, actor: str, reason: str = "") -> Instance:
-    """Stop a running machine and stop paying for it; the disk stays."""
-    return _move(
-        instance, Status.HIBERNATING, actor=actor, reason=reason or "hibernate", step="stop"
-    )
+    """Stop paying for the GPU: a final sync, then the machine is released (or, with no good
+    sync, stopped with its disk). The agent's report of the sync sends the stop step."""
+    with transaction.atomic():
+        transition(instance, Status.HIBERNATING, reason=reason or "hibernate", actor=actor)
+        recovery.start_hibernation(instance)
+    return instance
 
 
 def wake_instance(instance: Instance, *, actor: str) -> Instance:
-    """Start a hibernated machine again."""
-    return _move(instance, Status.WAKING, actor=actor, reason="wake", step="start")
+    """Start the stopped machine again, or (released on hibernation) get a new one."""
+    with transaction.atomic():
+        fields = {} if instance.provider_id else recovery.new_provision_key(instance)
+        transition(instance, Status.WAKING, reason="wake", actor=actor, **fields)
+        tasks_queue.after_commit("start", instance.pk)
+    return instance
 
 
 def delete_instance(instance: Instance, *, actor: str) -> Instance:
@@ -191,8 +214,6 @@ def _spec_env(instance: Instance) -> dict[str, str]:
 
 def provision(instance_id: str) -> None:
     """pending → provisioning → a machine at the provider; the agent's first beat makes it run."""
-    from instances.providers.base import MachineSpec
-
     instance = Instance.objects.get(pk=instance_id)
     if instance.status == Status.PENDING:
         transition(
@@ -203,21 +224,40 @@ def provision(instance_id: str) -> None:
         )
     if instance.status != Status.PROVISIONING or instance.provider_id:
         return  # someone else moved it on, or a duplicate task already created the machine
-    provider = get_provider()
-    offers = provider.search_offers(
-        gpu=instance.gpu,
-        region=instance.requested_region or None,
-        gpu_count=instance.gpu_count,
-        max_price_micros=instance.max_price_micros,
-    )
-    offers = [offer for offer in offers if offer.available > 0]
-    if not offers:
+    if not acquire_machine(instance):
         transition(
             instance,
             Status.ERROR,
             reason="no offer under the maximum price any more; delete it or retry later",
         )
-        return
+
+
+def acquire_machine(
+    instance: Instance, *, exclude_offer_ids: frozenset[str] = frozenset(), any_region=False
+) -> bool:
+    """Create a machine for the instance in its current (booting) status, under its provision
+    key: the cheapest offer of its GPU under its price, in its region (or, with `any_region`,
+    anywhere if its region has none), never one of `exclude_offer_ids` (a host that just
+    failed). False when there is no offer."""
+    from instances.providers.base import MachineSpec
+
+    provider = get_provider()
+
+    def search(region: str | None) -> list[Offer]:
+        offers = provider.search_offers(
+            gpu=instance.gpu,
+            region=region,
+            gpu_count=instance.gpu_count,
+            max_price_micros=instance.max_price_micros,
+        )
+        return [o for o in offers if o.available > 0 and o.offer_id not in exclude_offer_ids]
+
+    region = instance.requested_region or instance.region or None
+    offers = search(region)
+    if not offers and any_region and region:
+        offers = search(None)
+    if not offers:
+        return False
     offer = offers[0]
     spec = MachineSpec(
         instance_id=instance.pk,
@@ -227,7 +267,7 @@ def provision(instance_id: str) -> None:
         env=_spec_env(instance),
     )
     machine = provider.create(offer, spec, idempotency_key=instance.provision_key)
-    Instance.objects.filter(pk=instance.pk, status=Status.PROVISIONING).update(
+    Instance.objects.filter(pk=instance.pk, status=instance.status).update(
         provider=provider.name,
         provider_id=machine.provider_id,
         offer_id=offer.offer_id,
@@ -238,24 +278,47 @@ def provision(instance_id: str) -> None:
         public_ip=machine.public_ip or None,
         agent_token_hash=hash_agent_token(spec.env["DUMONT_AGENT_TOKEN"]),
     )
+    instance.refresh_from_db()
+    return True
 
 
 def stop(instance_id: str) -> None:
-    """hibernating → stop the machine → hibernated."""
+    """hibernating → after the final sync, release the machine (or stop it, keeping its disk,
+    when there is no good sync) → hibernated."""
     instance = Instance.objects.get(pk=instance_id)
     if instance.status != Status.HIBERNATING:
         return
-    if instance.provider_id:
+    if recovery.is_waiting_for_final_sync(instance, timezone.now()):
+        return  # its result sends this step again; reconcile does if it never comes
+    if not instance.provider_id:
+        transition(instance, Status.HIBERNATED, reason="no machine to stop")
+    elif recovery.can_release(instance):
+        get_provider().destroy(instance.provider_id)
+        transition(
+            instance,
+            Status.HIBERNATED,
+            reason="final sync done; GPU machine released",
+            provider_id="",
+            agent_token_hash="",
+            needs_restore=True,
+            restore_snapshot_id=instance.last_sync_snapshot_id,
+        )
+    else:
         get_provider().stop(instance.provider_id)
-    transition(instance, Status.HIBERNATED, reason="machine stopped")
+        transition(instance, Status.HIBERNATED, reason="no final sync; machine stopped, disk kept")
 
 
 def start(instance_id: str) -> None:
-    """waking → start the machine; the agent's first beat makes it run."""
+    """waking → start the stopped machine, or get a new one that restores the latest sync; the
+    agent's first beat (after its restore) makes it run."""
     instance = Instance.objects.get(pk=instance_id)
     if instance.status != Status.WAKING:
         return
-    get_provider().start(instance.provider_id)
+    if instance.provider_id:
+        get_provider().start(instance.provider_id)
+        return
+    if not acquire_machine(instance, any_region=True):
+        raise TransientProviderError(f"no {instance.gpu} offer under the maximum price yet")
 
 
 def destroy(instance_id: str) -> None:
@@ -340,11 +403,7 @@ def complete_heartbeat(
     """After the beat is stored: run a booting machine, record results, hand out commands."""
     status = beat.status
     if status in BOOTING:
-        try:
-            transition(beat.instance_id, Status.RUNNING, reason="agent reported in", actor="agent")
-            status = Status.RUNNING
-        except InvalidTransition:
-            pass
+        status = recovery.agent_booted(beat.instance_id)
     if command_results:
         _finish_commands(beat.instance_id, command_results, now)
     commands = _hand_out_commands(beat.instance_id, now) if beat.has_queued_commands else []

@@ -11,11 +11,11 @@ import logging
 
 from celery import shared_task
 
-from instances import services
+from instances import idle, recovery, services
 from instances.exceptions import InvalidTransition
 from instances.models import Instance
 from instances.providers import get_provider
-from instances.providers.base import ProviderError, TransientProviderError
+from instances.providers.base import MachineNotFound, ProviderError, TransientProviderError
 from instances.reconcile import reconcile_all
 
 logger = logging.getLogger(__name__)
@@ -67,10 +67,52 @@ def destroy(instance_id: str) -> None:
     _run_step(services.destroy, instance_id, "destroying the machine failed")
 
 
+@shared_task(**{**STEP_OPTIONS, "autoretry_for": (TransientProviderError, recovery.NoReplacement)})
+def recover(instance_id: str) -> None:
+    """Get a failed-over instance a new GPU (retried while the market has none)."""
+    # InvalidTransition: it moved on meanwhile (deleted, or another worker recovered it).
+    with contextlib.suppress(InvalidTransition):
+        _run_step(recovery.recover, instance_id, "recovering on a new GPU failed")
+
+
+@shared_task(**STEP_OPTIONS)
+def check_machine(instance_id: str) -> None:
+    """Ask the provider about one running instance's machine now; fail over if it is lost."""
+    instance = Instance.objects.get(pk=instance_id)
+    if instance.status != Status.RUNNING or not instance.provider_id:
+        return
+    try:
+        machine = get_provider(instance.provider).get(instance.provider_id)
+        state = machine.state.value
+    except MachineNotFound:
+        state = "gone"
+    if state in ("interrupted", "destroyed", "gone"):
+        recovery.check_machine_lost(instance, state)
+
+
 @shared_task(**STEP_OPTIONS)
 def destroy_machine(provider_id: str) -> None:
     """Destroy a machine no instance uses any more (an abandoned provisioning attempt)."""
     get_provider().destroy(provider_id)
+
+
+@shared_task
+def hibernate_idle() -> list[str]:
+    """Hibernate running GPUs idle past their tenant's settings (one query finds them)."""
+    hibernated = []
+    for instance_id in idle.idle_instance_ids():
+        instance = Instance.objects.select_related("tenant__settings").get(pk=instance_id)
+        tenant_settings = getattr(instance.tenant, "settings", None)
+        threshold = tenant_settings.idle_threshold_percent if tenant_settings else 5
+        minutes = tenant_settings.idle_minutes if tenant_settings else idle.DEFAULT_IDLE_MINUTES
+        with contextlib.suppress(InvalidTransition):
+            services.hibernate_instance(
+                instance,
+                actor="auto-hibernate",
+                reason=f"GPU under {threshold}% for {minutes} min",
+            )
+            hibernated.append(instance_id)
+    return hibernated
 
 
 @shared_task

@@ -23,7 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     Status.HIBERNATING: {Status.HIBERNATED},
     Status.HIBERNATED: {Status.WAKING},
     Status.WAKING: {Status.RUNNING},
-    Status.FAILING_OVER: {Status.ON_STANDBY},
+    # recovering straight from failing_over: a plan without a standby (or a standby that failed)
+    Status.FAILING_OVER: {Status.ON_STANDBY, Status.RECOVERING},
     Status.ON_STANDBY: {Status.RECOVERING},
     Status.RECOVERING: {Status.RUNNING},
     Status.DELETING: {Status.DELETED},

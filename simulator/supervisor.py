@@ -21,7 +21,9 @@ logger = logging.getLogger("simulator")
 
 AGENT_PACKAGE_DIR = Path(__file__).resolve().parent.parent / "agent"
 TICK_SECONDS = 0.1
-DEFAULT_LOAD_PERCENT = 85.0
+# A new machine idles, like a real GPU nobody uses yet: auto-hibernation can be watched in
+# `make run`. Set a load with PUT /v1/machines/{id}/load to keep one busy.
+DEFAULT_LOAD_PERCENT = 0.0
 
 
 def agent_command() -> list[str]:

@@ -25,8 +25,9 @@ class SnapshotsConfig(AppConfig):
                 secret_arguments=services.repository_arguments,
             ),
         )
-        register_command_hooks(
-            services.SYNC_COMMAND, CommandHooks(secret_arguments=services.repository_arguments)
-        )
+        for kind in (services.SYNC_COMMAND, "restore_latest"):
+            register_command_hooks(
+                kind, CommandHooks(secret_arguments=services.repository_arguments)
+            )
         register_transition_hook(services.instance_transitioned)
         register_sync_hook(services.sync_reported)

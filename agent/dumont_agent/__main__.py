@@ -86,6 +86,7 @@ class Agent:
         engine = Engine(list(config.engine_command))
         self.jobs = Jobs(engine, config.workspace)
         self.sync = Sync(engine, config.workspace, config.state_dir, self.jobs)
+        self.jobs.sync = self.sync
 
     def beat(self) -> dict:
         reading = self.reader.read()

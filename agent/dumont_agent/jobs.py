@@ -21,7 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 logger = logging.getLogger("dumont-agent")
-JOB_KINDS = ("snapshot", "restore")
+# restore_latest: a new machine restores the instance's newest sync (wake, failover);
+# final_sync: sync now, before the machine is released (hibernation).
+JOB_KINDS = ("snapshot", "restore", "restore_latest", "final_sync")
+RESTORE_KINDS = ("restore", "restore_latest")
 SYNC_STATE_FILE = "sync.json"
 
 
@@ -95,11 +98,17 @@ class Jobs:
         self.progress: dict[int, dict] = {}
         self.results: dict[int, dict] = {}
         self.restoring = 0
+        self.sync: Sync | None = None  # set by the agent; final_sync uses it
 
     def start(self, command: dict) -> None:
         kind, args = command["kind"], command.get("args") or {}
-        target = self._snapshot if kind == "snapshot" else self._restore
-        if kind == "restore":
+        target = {
+            "snapshot": self._snapshot,
+            "restore": self._restore,
+            "restore_latest": self._restore,
+            "final_sync": self._final_sync,
+        }[kind]
+        if kind in RESTORE_KINDS:
             with self.lock:
                 self.restoring += 1
         thread = threading.Thread(
@@ -130,7 +139,7 @@ class Jobs:
                 "detail": detail[:2000],
                 "result": result,
             }
-            if kind == "restore":
+            if kind in RESTORE_KINDS:
                 self.restoring -= 1
 
     def _snapshot(self, args: dict, on_progress) -> dict:
@@ -144,6 +153,14 @@ class Jobs:
             ["restore", str(args["snapshot_id"]), str(self.workspace)], args, on_progress
         )
         return {"files": result.get("files", 0), "bytes": result.get("bytes", 0)}
+
+    def _final_sync(self, args: dict, on_progress) -> dict:
+        if self.sync is None or not self.sync.is_configured:
+            raise JobFailed("continuous sync is not configured on this machine")
+        report = self.sync.sync_once()
+        if report is None or "snapshot_id" not in report:
+            raise JobFailed((report or {}).get("error", "the sync did not complete"))
+        return report
 
     def pending(self) -> tuple[list[dict], list[dict]]:
         """(progress, results) to send with the next beat."""
@@ -175,6 +192,7 @@ class Sync:
         self.state_file = state_dir / SYNC_STATE_FILE
         self.jobs = jobs
         self.lock = threading.Lock()
+        self.running = threading.Lock()
         self.args: dict | None = None
         self.report: dict | None = None
         self.last_success_monotonic: float | None = None
@@ -215,11 +233,22 @@ class Sync:
             self.sync_once()
             self.wake.wait(self.interval_seconds)
 
-    def sync_once(self) -> None:
+    @property
+    def is_configured(self) -> bool:
+        with self.lock:
+            return bool(self.args)
+
+    def sync_once(self) -> dict | None:
+        """One incremental snapshot of the workspace now; returns the report (None: nothing to
+        sync yet). Serialised: the loop and a final sync never run the engine at once."""
+        with self.running:
+            return self._sync_once()
+
+    def _sync_once(self) -> dict | None:
         with self.lock:
             args = dict(self.args or {})
         if not args or not self.workspace.is_dir():
-            return
+            return None
         started, started_at = time.monotonic(), datetime.now(tz=UTC)
         tags = [argument for tag in args.get("tags", []) for argument in ("--tag", tag)]
         try:
@@ -230,7 +259,7 @@ class Sync:
             logger.warning("sync failed: %s", error)
             with self.lock:
                 self.report = {"error": str(error)[:2000], "lag_seconds": self._lag()}
-            return
+                return dict(self.report)
         with self.lock:
             self.last_success_monotonic = started
             self.report = {
@@ -239,6 +268,7 @@ class Sync:
                 "duration_seconds": round(time.monotonic() - started, 3),
                 "added_bytes": int(info.get("summary", {}).get("added_bytes", 0)),
             }
+            return dict(self.report)
 
     def _lag(self) -> float | None:
         if self.last_success_monotonic is None:

@@ -225,6 +225,8 @@ ROUTES: dict[str, Case] = {
     "instance-hibernate": Case("detail", _make_instance, Instance),
     "instance-wake": Case("detail", _make_instance, Instance),
     "instance-events": Case("detail", _make_instance, Instance),
+    "instance-failovers": Case("detail", _make_instance, Instance),
+    "instance-simulate-interruption": Case("detail", _make_instance, Instance),
     "billing-balance": Case("singleton", _make_balance, LedgerEntry),
     "billing-usage": Case("singleton", _make_ledger_entries, LedgerEntry),
     "billing-plans": Case("public"),

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import micros_to_usd, usd_to_micros
-from instances.models import AgentCommand, Instance, InstanceEvent
+from instances.models import AgentCommand, Failover, Instance, InstanceEvent
 from instances.services import InstanceRequest
 
 
@@ -147,6 +147,26 @@ class InstanceEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = InstanceEvent
         fields = ["id", "from_status", "to_status", "reason", "actor", "created_at"]
+        read_only_fields = fields
+
+
+class FailoverSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Failover
+        fields = [
+            "id",
+            "status",
+            "reason",
+            "interrupted_at",
+            "last_sync_at",
+            "rpo_seconds",
+            "standby_serving_at",
+            "rto_standby_seconds",
+            "gpu_serving_at",
+            "rto_gpu_seconds",
+            "failed_region",
+            "new_region",
+        ]
         read_only_fields = fields
 
 

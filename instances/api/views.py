@@ -12,7 +12,7 @@ from accounts.tenancy import TenantScopedViewSet
 from instances import services
 from instances.api import serializers
 from instances.exceptions import UnknownAgent
-from instances.models import Instance, InstanceEvent
+from instances.models import Failover, Instance, InstanceEvent
 
 
 def actor_of(context) -> str:
@@ -98,6 +98,28 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
         page = self.paginate_queryset(events)
         body = serializers.InstanceEventSerializer(page, many=True).data
         return self.get_paginated_response(body)
+
+    @extend_schema(
+        summary="Failovers of the instance, newest first, with measured RPO and RTO",
+        responses={200: serializers.FailoverSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"], filterset_fields=[])
+    def failovers(self, request, pk=None):
+        instance = self.get_object()
+        failovers = Failover.objects.for_tenant(self.context.tenant).filter(instance=instance)
+        page = self.paginate_queryset(failovers)
+        return self.get_paginated_response(serializers.FailoverSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Simulator only: the market takes the machine back, as a real interruption",
+        request=None,
+        responses={202: serializers.InstanceSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="simulate-interruption")
+    def simulate_interruption(self, request, pk=None):
+        instance = self.get_object()
+        services.simulate_interruption(instance, context=self.context)
+        return self._accepted(instance)
 
 
 class HeartbeatView(APIView):

@@ -90,6 +90,15 @@ class SimProvider:
     def destroy(self, provider_id: str) -> None:
         self._call("DELETE", f"/v1/machines/{provider_id}")
 
+    def interrupt(self, provider_id: str) -> Machine:
+        """Take the machine back exactly as the simulated market does (for demos and tests)."""
+        return _machine(self._call("POST", f"/v1/machines/{provider_id}/interrupt").json())
+
+    def set_load(self, provider_id: str, percent: float) -> Machine:
+        """The GPU utilisation the machine's agent will report."""
+        body = {"gpu_utilization_percent": percent}
+        return _machine(self._call("PUT", f"/v1/machines/{provider_id}/load", json=body).json())
+
 
 def _machine(data: dict) -> Machine:
     return Machine(

@@ -74,20 +74,27 @@ async def test_create_run_hibernate_wake_delete_on_the_simulator(two_tenants, pl
 
     await sync_to_async(wait_until)(beats_arrive, timeout=20)
 
+    (Path(machine["folder"]) / "workspace" / "notes.txt").write_text("kept across machines")
     hibernated = await sync_to_async(a.client.post)(f"/api/instances/{instance_id}/hibernate")
     assert hibernated.status_code == 202
     assert await _statuses_until(socket_a, "hibernated") == ["hibernating", "hibernated"]
-    assert platform.get(f"/v1/machines/{running['provider_id']}")["state"] == "stopped"
+    # The final sync succeeded, so the GPU machine is released, not kept.
+    assert platform.get(f"/v1/machines/{running['provider_id']}")["state"] == "destroyed"
 
     woken = await sync_to_async(a.client.post)(f"/api/instances/{instance_id}/wake")
     assert woken.status_code == 202
     assert await _statuses_until(socket_a, "running") == ["waking", "running"]
+    awake = (await sync_to_async(a.client.get)(f"/api/instances/{instance_id}")).json()
+    assert awake["provider_id"] != running["provider_id"]
+    new_machine = platform.get(f"/v1/machines/{awake['provider_id']}")
+    notes = Path(new_machine["folder"]) / "workspace" / "notes.txt"
+    assert notes.read_text() == "kept across machines"
 
     deleted = await sync_to_async(a.client.delete)(f"/api/instances/{instance_id}")
     assert deleted.status_code == 202
     assert await _statuses_until(socket_a, "deleted") == ["deleting", "deleted"]
-    assert platform.get(f"/v1/machines/{running['provider_id']}")["state"] == "destroyed"
-    assert not Path(machine["folder"]).exists()
+    assert platform.get(f"/v1/machines/{awake['provider_id']}")["state"] == "destroyed"
+    assert not Path(new_machine["folder"]).exists()
 
     events = (await sync_to_async(a.client.get)(f"/api/instances/{instance_id}/events")).json()
     assert [e["to_status"] for e in events["results"]] == [

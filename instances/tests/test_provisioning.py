@@ -109,19 +109,22 @@ def test_an_instance_stuck_in_transit_is_retried_then_put_in_error_with_a_reason
 
 
 @pytest.mark.django_db
-def test_a_running_instance_whose_machine_was_taken_back_goes_to_error(simulator):
+def test_a_running_instance_whose_machine_was_taken_back_fails_over(simulator):
     instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
     services.provision(instance.pk)
     instance.refresh_from_db()
+    lost = instance.provider_id
     Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING)
-    assert simulator.post(f"/v1/machines/{instance.provider_id}/interrupt").status_code == 200
+    assert simulator.post(f"/v1/machines/{lost}/interrupt").status_code == 200
 
     report = reconcile_all()
 
-    assert report.failed == [instance.pk]
+    assert report.failed_over == [instance.pk]
     instance.refresh_from_db()
-    assert instance.status == Status.ERROR
+    assert instance.status == Status.FAILING_OVER and instance.provider_id == ""
     assert "interrupted" in instance.status_reason
+    (failover,) = instance.failovers.all()
+    assert failover.failed_provider_id == lost and failover.rpo_seconds is None
 
 
 @pytest.mark.django_db

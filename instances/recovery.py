@@ -1,0 +1,244 @@
+"""Keeping the workspace across machines: hibernation with a final sync, waking or recovering
+on a new machine that restores the latest sync, and failover when a spot GPU is lost.
+
+The workspace lives in the tenant's snapshot repository (snapshots/, continuous sync). A machine
+can therefore be released on hibernation and replaced after an interruption: the new machine's
+agent restores the newest sync before the instance is `running` again. Where no sync exists the
+disk is kept (hibernation stops instead of releasing), so nothing is released unsaved.
+
+Failover: running → failing_over (the lost machine is destroyed: no split brain, no bill) →
+[on_standby, when the plan has a standby] → recovering (a new GPU avoiding the failed host) →
+running once the latest sync is restored. Each failover records RPO and RTO (models.Failover).
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from instances import commands as agent_commands
+from instances import tasks_queue
+from instances.exceptions import InvalidTransition
+from instances.models import AgentCommand, Failover, Instance
+from instances.spot_hooks import record_interruption
+from instances.transitions import transition
+
+logger = logging.getLogger(__name__)
+Status = Instance.Status
+
+FINAL_SYNC = "final_sync"  # the agent syncs now and reports the snapshot id
+RESTORE_LATEST = "restore_latest"  # the agent restores a sync into its workspace
+BOOTING = {Status.PROVISIONING, Status.WAKING, Status.RECOVERING}
+
+
+def _seconds(since: datetime | None, until: datetime) -> float | None:
+    return None if since is None else round((until - since).total_seconds(), 3)
+
+
+# --- A machine reports in ------------------------------------------------------------------
+
+
+def agent_booted(instance_id: str) -> str:
+    """First beats of a booting machine: restore the latest sync if it must, else run.
+    Returns the status the agent is told."""
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance_id)
+        if instance.status not in BOOTING:
+            return instance.status
+        if not instance.needs_restore:
+            transition(instance, Status.RUNNING, reason="agent reported in", actor="agent")
+            _serving_again(instance)
+            return Status.RUNNING
+        pending = AgentCommand.objects.filter(
+            instance=instance,
+            kind=RESTORE_LATEST,
+            state__in=[AgentCommand.State.QUEUED, AgentCommand.State.SENT],
+        )
+        if not pending.exists():
+            from instances.services import queue_command
+
+            queue_command(instance, RESTORE_LATEST, {"snapshot_id": instance.restore_snapshot_id})
+        return instance.status
+
+
+def restore_finished(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
+    """Command hook: the new machine restored the sync (→ running), or could not (→ error)."""
+    instance = Instance.objects.select_for_update().get(pk=command.instance_id)
+    if instance.status not in BOOTING:
+        return
+    if not ok:
+        transition(
+            instance,
+            Status.ERROR,
+            reason=f"restoring the latest sync failed: {detail}"[:300],
+            actor="agent",
+        )
+        return
+    transition(
+        instance,
+        Status.RUNNING,
+        reason=f"workspace restored from sync {instance.restore_snapshot_id[:12]}",
+        actor="agent",
+        needs_restore=False,
+    )
+    _serving_again(instance)
+
+
+def _serving_again(instance: Instance) -> None:
+    failover = Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS)
+    failover = failover.select_for_update().first()
+    if failover is None:
+        return
+    now = timezone.now()
+    failover.status = Failover.Status.COMPLETED
+    failover.gpu_serving_at = now
+    failover.rto_gpu_seconds = _seconds(failover.interrupted_at, now)
+    failover.new_provider_id, failover.new_region = instance.provider_id, instance.region
+    failover.save()
+
+
+# --- Hibernation ---------------------------------------------------------------------------
+
+
+def start_hibernation(instance: Instance) -> None:
+    """In the hibernate transaction: ask the agent for a final sync; the stop step follows its
+    result (or, if the agent never answers, reconcile's retry of the step)."""
+    from instances.services import queue_command
+
+    queue_command(instance, FINAL_SYNC)
+
+
+def final_sync_finished(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
+    """Command hook: remember the final sync, then stop or release the machine."""
+    if ok and result.get("snapshot_id"):
+        Instance.objects.filter(pk=command.instance_id).update(
+            last_sync_snapshot_id=str(result["snapshot_id"])[:64],
+            last_sync_at=timezone.now(),
+            sync_lag_seconds=0,
+        )
+    tasks_queue.after_commit("stop", command.instance_id)
+
+
+def final_sync_of(instance: Instance) -> AgentCommand | None:
+    return (
+        AgentCommand.objects.filter(
+            instance=instance, kind=FINAL_SYNC, created_at__gte=instance.status_changed_at
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def is_waiting_for_final_sync(instance: Instance, now: datetime) -> bool:
+    command = final_sync_of(instance)
+    if command is None or command.state in (
+        AgentCommand.State.SUCCEEDED,
+        AgentCommand.State.FAILED,
+    ):
+        return False
+    timeout = timedelta(seconds=settings.FINAL_SYNC_TIMEOUT_SECONDS)
+    return now - command.created_at < timeout
+
+
+def can_release(instance: Instance) -> bool:
+    """Whether the machine may be released: the final sync of this hibernation succeeded."""
+    command = final_sync_of(instance)
+    return command is not None and command.state == AgentCommand.State.SUCCEEDED
+
+
+# --- Failover --------------------------------------------------------------------------------
+
+
+def fail_over(instance_id: str, *, reason: str, at: datetime | None = None) -> Failover | None:
+    """The running instance lost its GPU: record the failover, drop the machine, recover."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance_id)
+        if instance.status != Status.RUNNING:
+            return None
+        lost_machine = instance.provider_id
+        failover = Failover.objects.create(
+            tenant_id=instance.tenant_id,
+            instance=instance,
+            reason=reason[:300],
+            interrupted_at=at,
+            last_sync_at=instance.last_sync_at,
+            restored_snapshot_id=instance.last_sync_snapshot_id,
+            rpo_seconds=_seconds(instance.last_sync_at, at),
+            failed_provider_id=lost_machine,
+            failed_offer_id=instance.offer_id,
+            failed_region=instance.region,
+        )
+        rpo = f"{failover.rpo_seconds:.1f} s" if failover.rpo_seconds is not None else "no sync"
+        transition(
+            instance,
+            Status.FAILING_OVER,
+            reason=f"{reason}; last sync {rpo} before",
+            actor="failover",
+            provider_id="",
+            agent_token_hash="",
+            needs_restore=bool(instance.last_sync_snapshot_id),
+            restore_snapshot_id=instance.last_sync_snapshot_id,
+        )
+        if lost_machine:
+            tasks_queue.after_commit("destroy_machine", lost_machine)
+        tasks_queue.after_commit("recover", instance.pk)
+    return failover
+
+
+def recover(instance_id: str) -> None:
+    """failing_over → recovering → a new GPU (not the failed host), which restores the sync."""
+    from instances.services import acquire_machine
+
+    instance = Instance.objects.get(pk=instance_id)
+    if instance.status in (Status.FAILING_OVER, Status.ON_STANDBY):
+        transition(
+            instance,
+            Status.RECOVERING,
+            reason="looking for a new GPU",
+            actor="failover",
+            expected_from={instance.status},
+            **new_provision_key(instance),
+        )
+    if instance.status != Status.RECOVERING or instance.provider_id:
+        return
+    failed = set(
+        Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS)
+        .exclude(failed_offer_id="")
+        .values_list("failed_offer_id", flat=True)
+    )
+    if not acquire_machine(instance, exclude_offer_ids=frozenset(failed), any_region=True):
+        raise NoReplacement(f"no {instance.gpu} offer under the maximum price right now")
+
+
+class NoReplacement(Exception):
+    """No GPU offer to recover on yet; the task retries (reconcile resends it too)."""
+
+
+def new_provision_key(instance: Instance) -> dict:
+    """Fields for a transition that will create a new machine: a key never used before, saved
+    with the status so a retried step can only find the machine this attempt made."""
+    attempt = instance.provision_attempts + 1
+    return {"provision_attempts": attempt, "provision_key": f"{instance.pk}-{attempt}"}
+
+
+def check_machine_lost(instance: Instance, machine_state: str) -> Failover | None:
+    """Reconcile saw the provider report the running instance's machine lost."""
+    at = timezone.now()
+    if machine_state == "interrupted":
+        record_interruption(instance, at)
+    try:
+        return fail_over(instance.pk, reason=f"the provider reports the machine {machine_state}")
+    except InvalidTransition:
+        return None
+
+
+def register() -> None:
+    agent_commands.register_command_hooks(
+        RESTORE_LATEST, agent_commands.CommandHooks(on_result=restore_finished)
+    )
+    agent_commands.register_command_hooks(
+        FINAL_SYNC, agent_commands.CommandHooks(on_result=final_sync_finished)
+    )
