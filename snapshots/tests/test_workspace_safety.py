@@ -1,0 +1,117 @@
+"""The workspace survives the machine: hibernation releases the GPU and waking restores the
+latest sync on a new one; an interrupted spot GPU fails over and comes back with its files."""
+
+import time
+
+import pytest
+from django.utils import timezone
+
+from conftest import wait_until
+from instances.models import Instance
+from snapshots.tests.test_snapshots import (
+    fill_workspace,
+    running_instance,
+    tree_digest,
+    workspace_of,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = Instance.Status
+
+
+def _status(instance_id: str) -> str:
+    return Instance.objects.get(pk=instance_id).status
+
+
+def _synced_after(instance_id: str, moment) -> None:
+    """Wait for a sync that started after `moment` (so it holds what was written before)."""
+    wait_until(
+        lambda: (synced := Instance.objects.get(pk=instance_id).last_sync_at) and synced > moment,
+        timeout=60,
+    )
+
+
+def test_hibernate_releases_the_gpu_and_wake_restores_the_workspace_byte_identical(
+    owner, snapshot_platform
+):
+    instance = running_instance(owner, gpu="RTX 4090", region="US-East", max_price=2.0)
+    workspace = workspace_of(snapshot_platform, instance)
+    fill_workspace(workspace)
+    original = tree_digest(workspace)
+
+    owner.client.post(f"/api/instances/{instance['id']}/hibernate")
+    wait_until(lambda: _status(instance["id"]) == Status.HIBERNATED, timeout=60)
+    assert snapshot_platform.get(f"/v1/machines/{instance['provider_id']}")["state"] == "destroyed"
+    owner.client.post(f"/api/instances/{instance['id']}/wake")
+    wait_until(lambda: _status(instance["id"]) == Status.RUNNING, timeout=90)
+
+    woken = owner.client.get(f"/api/instances/{instance['id']}").json()
+    assert woken["provider_id"] != instance["provider_id"]
+    assert tree_digest(workspace_of(snapshot_platform, woken)) == original
+
+
+def test_an_interrupted_gpu_fails_over_to_a_new_one_with_the_synced_files(owner, snapshot_platform):
+    instance = running_instance(owner, gpu="RTX 4090", region="US-East", max_price=2.0)
+    workspace = workspace_of(snapshot_platform, instance)
+    fill_workspace(workspace)
+    written_at = timezone.now()
+    original = tree_digest(workspace)
+    _synced_after(instance["id"], written_at)
+
+    interrupted = owner.client.post(f"/api/instances/{instance['id']}/simulate-interruption")
+    assert interrupted.status_code == 202
+    wait_until(lambda: _status(instance["id"]) == Status.FAILING_OVER, timeout=30)
+    wait_until(lambda: _status(instance["id"]) == Status.RUNNING, timeout=90)
+
+    recovered = owner.client.get(f"/api/instances/{instance['id']}").json()
+    assert recovered["provider_id"] != instance["provider_id"]
+    assert tree_digest(workspace_of(snapshot_platform, recovered)) == original
+    (failover,) = owner.client.get(f"/api/instances/{instance['id']}/failovers").json()["results"]
+    assert failover["status"] == "completed"
+    assert 0 <= failover["rpo_seconds"] < 30
+    assert failover["rto_gpu_seconds"] > 0
+    events = owner.client.get(f"/api/instances/{instance['id']}/events").json()["results"]
+    assert [event["to_status"] for event in events][-3:] == [
+        "failing_over",
+        "recovering",
+        "running",
+    ]
+    assert "last sync" in events[-3]["reason"]
+
+
+def test_a_second_interruption_fails_over_again(owner, snapshot_platform):
+    instance = running_instance(owner, gpu="RTX 4090", region="US-East", max_price=2.0)
+    (workspace_of(snapshot_platform, instance) / "model.txt").write_text("epoch 1")
+    _synced_after(instance["id"], timezone.now())
+
+    for _ in range(2):
+        current = owner.client.get(f"/api/instances/{instance['id']}").json()
+        owner.client.post(f"/api/instances/{instance['id']}/simulate-interruption")
+        wait_until(
+            lambda current=current: (
+                (now := owner.client.get(f"/api/instances/{instance['id']}").json())["status"]
+                == "running"
+                and now["provider_id"] != current["provider_id"]
+            ),
+            timeout=90,
+        )
+        _synced_after(instance["id"], timezone.now())
+        time.sleep(0.1)
+
+    final = owner.client.get(f"/api/instances/{instance['id']}").json()
+    assert (workspace_of(snapshot_platform, final) / "model.txt").read_text() == "epoch 1"
+    failovers = owner.client.get(f"/api/instances/{instance['id']}/failovers").json()["results"]
+    assert [failover["status"] for failover in failovers] == ["completed", "completed"]
+
+
+@pytest.mark.django_db
+def test_only_simulator_instances_can_be_interrupted(two_tenants):
+    from instances.tests.factories import InstanceFactory
+
+    a, b = two_tenants
+    on_vast = InstanceFactory(
+        tenant=a.tenant, status=Status.RUNNING, provider="vast", provider_id="123"
+    )
+
+    assert a.client.post(f"/api/instances/{on_vast.pk}/simulate-interruption").status_code == 404
+    assert b.client.post(f"/api/instances/{on_vast.pk}/simulate-interruption").status_code == 404
