@@ -167,6 +167,8 @@ def main() -> None:
     arguments = parser.parse_args()
     if not arguments.reuse:
         create_database()
+    else:  # the code may have new migrations since the database was built
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
     import django
 
     django.setup()

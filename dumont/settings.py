@@ -282,6 +282,8 @@ USE_TZ = True
 # The GPU market: "sim" (the simulated market `make run` starts) or "vast" (issue [D]).
 GPU_PROVIDER = env.str("GPU_PROVIDER", default="sim")
 STANDBY_PROVIDER = env.str("STANDBY_PROVIDER", default="sim")  # where CPU standbys run: sim, gcp
+# A standby's agent beats this often: a failover is served as soon as it hears of it.
+STANDBY_HEARTBEAT_SECONDS = env.float("STANDBY_HEARTBEAT_SECONDS", default=1.0)
 SIM_PROVIDER_URL = env.str("SIM_PROVIDER_URL", default="http://127.0.0.1:8001")
 SIM_PROVIDER_API_KEY = env.str("SIM_PROVIDER_API_KEY", default="")
 # Where agents reach the public API (the provider passes it to each machine).

@@ -13,12 +13,19 @@ import hmac
 from django.conf import settings
 
 AGENT_TOKEN_PREFIX = "dia_"
+STANDBY_TOKEN_PREFIX = "dsb_"  # the agent of an instance's CPU standby
 
 
 def agent_token(instance_id: str, provision_key: str) -> str:
     key = settings.AGENT_TOKEN_KEY.encode()
     digest = hmac.new(key, f"{instance_id}:{provision_key}".encode(), hashlib.sha256)
     return AGENT_TOKEN_PREFIX + digest.hexdigest()
+
+
+def standby_token(standby_id: int, provision_key: str) -> str:
+    key = settings.AGENT_TOKEN_KEY.encode()
+    digest = hmac.new(key, f"standby:{standby_id}:{provision_key}".encode(), hashlib.sha256)
+    return STANDBY_TOKEN_PREFIX + digest.hexdigest()
 
 
 def hash_agent_token(plaintext: str) -> str:

@@ -84,6 +84,8 @@ class Instance(models.Model):
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_sync_snapshot_id = models.CharField(max_length=64, blank=True)
     sync_lag_seconds = models.FloatField(null=True, blank=True)
+    # True while users are served by the standby (the connection points at it).
+    is_on_standby = models.BooleanField(default=False)
     # A new machine (wake after release, failover) restores this sync before it is `running`.
     needs_restore = models.BooleanField(default=False)
     restore_snapshot_id = models.CharField(max_length=64, blank=True)
@@ -137,6 +139,50 @@ class InstanceEvent(models.Model):
         return f"{self.instance_id}: {self.from_status or '∅'} → {self.to_status}"
 
 
+class Standby(models.Model):
+    """The warm CPU standby of an instance: a small VM whose agent keeps restoring the
+    instance's newest sync, so it can serve the workspace seconds after the GPU is lost."""
+
+    class Status(models.TextChoices):
+        CREATING = "creating"  # asked of the provider; its agent has not reported yet
+        FOLLOWING = "following"  # up, restoring each new sync
+        SERVING = "serving"  # the instance's GPU is lost: users work here
+        STOPPED = "stopped"  # the instance hibernates
+        LOST = "lost"  # its VM is gone: a new one is made, in the next region
+        DELETED = "deleted"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="standbys")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATING)
+    region = models.CharField(max_length=20, choices=Region.choices)
+    provider = models.CharField(max_length=20)
+    provider_id = models.CharField(max_length=100, blank=True)
+    provision_key = models.CharField(max_length=64)
+    agent_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    price_micros = models.BigIntegerField(default=0)
+    ssh_host = models.CharField(max_length=255, blank=True)
+    ssh_port = models.PositiveIntegerField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    followed_snapshot_id = models.CharField(max_length=64, blank=True)
+    followed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance"],
+                condition=~models.Q(status__in=["lost", "deleted"]),
+                name="one_live_standby_per_instance",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"standby of {self.instance_id} in {self.region} ({self.status})"
+
+
 class AgentCommand(models.Model):
     """A command for an instance's agent, handed out in a heartbeat response and acknowledged."""
 
@@ -148,6 +194,10 @@ class AgentCommand(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="commands")
+    # For the instance's standby agent rather than its GPU machine's.
+    standby = models.ForeignKey(
+        Standby, on_delete=models.CASCADE, null=True, blank=True, related_name="commands"
+    )
     kind = models.CharField(max_length=40)
     args = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)

@@ -17,9 +17,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from instances import recovery, services, tasks_queue
+from instances import recovery, services, standby, tasks_queue
 from instances.exceptions import InvalidTransition
-from instances.models import Instance
+from instances.models import Instance, Standby
 from instances.providers import get_provider
 from instances.providers.base import Machine, MachineState, ProviderError
 from instances.transitions import TRANSITIONAL
@@ -46,6 +46,7 @@ class ReconcileReport:
     adopted: list[str] = field(default_factory=list)
     orphans_destroyed: list[str] = field(default_factory=list)
     failed_over: list[str] = field(default_factory=list)
+    standbys_replaced: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +67,10 @@ def reconcile_all() -> ReconcileReport:
     report = ReconcileReport()
     _unstick(report)
     _silent_machines(report)
+    try:
+        report.standbys_replaced = standby.check_standbys(timezone.now())
+    except ProviderError as error:
+        logger.warning("reconcile: the standby provider failed: %s", error)
     try:
         machines = get_provider().list_machines()
     except ProviderError as error:
@@ -110,8 +115,16 @@ def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
         instance.provision_key: instance
         for instance in Instance.objects.filter(status=Status.PROVISIONING, provider_id="")
     }
+    # Standby VMs may live at the same provider (the simulator runs both): they are not orphans.
+    standbys = set(
+        Standby.objects.filter(provider=provider.name)
+        .exclude(status__in=[Standby.Status.LOST, Standby.Status.DELETED])
+        .values_list("provider_id", flat=True)
+    )
     for machine in machines:
         if machine.state == MachineState.DESTROYED or machine.provider_id in owned:
+            continue
+        if machine.provider_id in standbys or machine.idempotency_key.count("-standby-"):
             continue
         instance = by_key.get(machine.idempotency_key)
         if instance is not None:

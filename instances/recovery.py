@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from instances import commands as agent_commands
-from instances import tasks_queue
+from instances import standby, tasks_queue
 from instances.exceptions import InvalidTransition
 from instances.models import AgentCommand, Failover, Instance
 from instances.spot_hooks import record_interruption
@@ -47,8 +47,16 @@ def agent_booted(instance_id: str) -> str:
         instance = Instance.objects.select_for_update().get(pk=instance_id)
         if instance.status not in BOOTING:
             return instance.status
+        if instance.status == Status.RECOVERING and standby.demote_if_serving(instance):
+            return instance.status  # the standby's final sync first; its result restores
         if not instance.needs_restore:
-            transition(instance, Status.RUNNING, reason="agent reported in", actor="agent")
+            transition(
+                instance,
+                Status.RUNNING,
+                reason="agent reported in",
+                actor="agent",
+                is_on_standby=False,
+            )
             _serving_again(instance)
             return Status.RUNNING
         pending = AgentCommand.objects.filter(
@@ -82,6 +90,7 @@ def restore_finished(command: AgentCommand, ok: bool, detail: str, result: dict)
         reason=f"workspace restored from sync {instance.restore_snapshot_id[:12]}",
         actor="agent",
         needs_restore=False,
+        is_on_standby=False,
     )
     _serving_again(instance)
 
@@ -184,7 +193,10 @@ def fail_over(instance_id: str, *, reason: str, at: datetime | None = None) -> F
         )
         if lost_machine:
             tasks_queue.after_commit("destroy_machine", lost_machine)
-        tasks_queue.after_commit("recover", instance.pk)
+        # With a healthy standby, its promotion sends the recover step (users are served
+        # first); without one, recover at once.
+        if not standby.promote_for(instance, at):
+            tasks_queue.after_commit("recover", instance.pk)
     return failover
 
 

@@ -405,7 +405,7 @@ def complete_heartbeat(
     if status in BOOTING:
         status = recovery.agent_booted(beat.instance_id)
     if command_results:
-        _finish_commands(beat.instance_id, command_results, now)
+        finish_commands(beat.instance_id, command_results, now)
     commands = _hand_out_commands(beat.instance_id, now) if beat.has_queued_commands else []
     return HeartbeatReply(
         instance_id=beat.instance_id,
@@ -429,7 +429,7 @@ def _hand_out_commands(instance_id: str, now: datetime) -> list[dict]:
     with transaction.atomic():
         queued = list(
             AgentCommand.objects.select_for_update(skip_locked=True).filter(
-                instance_id=instance_id, state=AgentCommand.State.QUEUED
+                instance_id=instance_id, standby=None, state=AgentCommand.State.QUEUED
             )
         )
         AgentCommand.objects.filter(pk__in=[c.pk for c in queued]).update(
@@ -439,12 +439,18 @@ def _hand_out_commands(instance_id: str, now: datetime) -> list[dict]:
     return [{"id": c.pk, "kind": c.kind, "args": agent_commands.arguments_for(c)} for c in queued]
 
 
-def _finish_commands(instance_id: str, results: list[dict], now: datetime) -> None:
+def finish_commands(instance_id: str, results: list[dict], now: datetime, *, standby=None) -> None:
+    """Record what an agent (the machine's, or its standby's) reports of its commands."""
     for result in results:
         with transaction.atomic():
             command = (
                 AgentCommand.objects.select_for_update()
-                .filter(instance_id=instance_id, pk=result["id"], state=AgentCommand.State.SENT)
+                .filter(
+                    instance_id=instance_id,
+                    standby=standby,
+                    pk=result["id"],
+                    state=AgentCommand.State.SENT,
+                )
                 .first()
             )
             if command is None:
@@ -464,7 +470,7 @@ def _record_progress(instance_id: str, reports: list[dict]) -> None:
     """Progress of long commands (snapshot, restore) for the apps that queued them."""
     for report in reports:
         command = AgentCommand.objects.filter(
-            instance_id=instance_id, pk=report["id"], state=AgentCommand.State.SENT
+            instance_id=instance_id, standby=None, pk=report["id"], state=AgentCommand.State.SENT
         ).first()
         hook = command and agent_commands.progress_hook(command.kind)
         if hook:

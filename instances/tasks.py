@@ -11,10 +11,10 @@ import logging
 
 from celery import shared_task
 
-from instances import idle, recovery, services
+from instances import idle, recovery, services, standby
 from instances.exceptions import InvalidTransition
 from instances.models import Instance
-from instances.providers import get_provider
+from instances.providers import get_provider, get_standby_provider
 from instances.providers.base import MachineNotFound, ProviderError, TransientProviderError
 from instances.reconcile import reconcile_all
 
@@ -88,6 +88,37 @@ def check_machine(instance_id: str) -> None:
         state = "gone"
     if state in ("interrupted", "destroyed", "gone"):
         recovery.check_machine_lost(instance, state)
+
+
+@shared_task(**STEP_OPTIONS)
+def create_standby(instance_id: str) -> None:
+    """A CPU standby VM for an instance that runs (plans with standby)."""
+    standby.create_standby(instance_id)
+
+
+@shared_task(**STEP_OPTIONS)
+def stop_standby(standby_id: str) -> None:
+    """Stop the standby of a hibernated instance."""
+    standby.stop_standby(int(standby_id))
+
+
+@shared_task(**STEP_OPTIONS)
+def start_standby(standby_id: str) -> None:
+    """Start the standby of an instance running again."""
+    standby.start_standby(int(standby_id))
+
+
+@shared_task(**STEP_OPTIONS)
+def destroy_standby(standby_id: str) -> None:
+    """Delete the standby of a deleted instance."""
+    standby.destroy_standby(int(standby_id))
+
+
+@shared_task(**STEP_OPTIONS)
+def destroy_standby_machine(reference: str) -> None:
+    """Delete a lost standby's VM if anything is left of it (`provider:provider_id`)."""
+    provider, _, provider_id = reference.partition(":")
+    get_standby_provider(provider).destroy(provider_id)
 
 
 @shared_task(**STEP_OPTIONS)

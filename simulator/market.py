@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from spot.catalog import Gpu, anchor_price_usd, gpus, vast_list_prices
+from spot.catalog import REGIONS, Gpu, anchor_price_usd, gpus, vast_list_prices
 from spot.prior import prior_hazard_per_hour
 
 REGION_FACTOR = {"US-East": 1.00, "US-West": 1.03, "EU-West": 1.06, "Asia-Pacific": 0.97}
@@ -113,3 +113,18 @@ def market(seed: int, at: datetime, taken: dict[str, int] | None = None) -> list
 def hazard_per_hour(gpu_name: str) -> float:
     """Probability rate (per hour) that the market takes a running machine of this GPU back."""
     return prior_hazard_per_hour(gpu_name)
+
+
+# CPU standby VMs (offer id `standby-<region>`): unlimited, never taken back by the market, at
+# about GCP's e2-medium spot price.
+STANDBY_PRICE_MICROS_PER_HOUR = 30_000
+
+
+def standby_offer(offer_id: str) -> MarketOffer | None:
+    """The CPU standby offer of a region, e.g. `standby-EU-West`; None for any other id."""
+    if not offer_id.startswith("standby-"):
+        return None
+    region = offer_id.removeprefix("standby-")
+    if region not in REGIONS:
+        return None
+    return MarketOffer(offer_id, "CPU", 0, region, STANDBY_PRICE_MICROS_PER_HOUR, 1_000)

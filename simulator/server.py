@@ -94,7 +94,9 @@ class Simulator:
             existing = self.store.by_key(key)
             if existing is not None:
                 return 200, self.machine_json(existing)
-            offer = next((o for o in self.offers() if o.offer_id == body.get("offer_id")), None)
+            offer = market.standby_offer(str(body.get("offer_id", ""))) or next(
+                (o for o in self.offers() if o.offer_id == body.get("offer_id")), None
+            )
             max_price = body.get("max_price_micros")
             if offer is None or offer.available < 1:
                 return 409, {"error": "offer_unavailable", "detail": "no machine left"}

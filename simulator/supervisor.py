@@ -110,7 +110,7 @@ class Supervisor:
                     if (current := self.store.get(row.id)) and current.state == "starting":
                         self._launch(current)
         for row in self.store.all("running"):
-            hazard = market.hazard_per_hour(row.gpu) * self.hazard_scale
+            hazard = 0 if row.gpu == "CPU" else market.hazard_per_hour(row.gpu) * self.hazard_scale
             if hazard and self.random.random() < 1 - math.exp(-hazard * elapsed_seconds / 3600):
                 logger.info("market took back %s", row.id)
                 self.stop(row, "interrupted")

@@ -25,7 +25,8 @@ class SnapshotsConfig(AppConfig):
                 secret_arguments=services.repository_arguments,
             ),
         )
-        for kind in (services.SYNC_COMMAND, "restore_latest"):
+        # Commands that read or write the repository: the instance's agent's and its standby's.
+        for kind in (services.SYNC_COMMAND, "restore_latest", "follow", "promote", "demote"):
             register_command_hooks(
                 kind, CommandHooks(secret_arguments=services.repository_arguments)
             )

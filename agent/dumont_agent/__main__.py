@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dumont_agent import __version__, commands
 from dumont_agent.gpu import make_reader
-from dumont_agent.jobs import JOB_KINDS, Engine, Jobs, Sync
+from dumont_agent.jobs import JOB_KINDS, Engine, Follow, Jobs, Sync
 
 logger = logging.getLogger("dumont-agent")
 MAX_BACKOFF_SECONDS = 60.0
@@ -87,6 +87,8 @@ class Agent:
         self.jobs = Jobs(engine, config.workspace)
         self.sync = Sync(engine, config.workspace, config.state_dir, self.jobs)
         self.jobs.sync = self.sync
+        self.follow = Follow(engine, config.workspace, config.state_dir, self.sync)
+        self.jobs.follow = self.follow
 
     def beat(self) -> dict:
         reading = self.reader.read()
@@ -107,6 +109,9 @@ class Agent:
         sync = self.sync.pending()
         if sync:
             body["sync"] = sync
+        follow = self.follow.pending()
+        if follow:
+            body["follow"] = follow
         request = urllib.request.Request(
             f"{self.config.api_url}/api/agent/heartbeat",
             data=json.dumps(body).encode(),
@@ -128,6 +133,8 @@ class Agent:
         self.jobs.delivered(job_results)
         if sync:
             self.sync.delivered(sync)
+        if follow:
+            self.follow.delivered(follow)
         return reply
 
     def handle(self, reply: dict) -> None:
@@ -138,6 +145,8 @@ class Agent:
                 continue
             if command.get("kind") == "sync":
                 ok, detail = True, self.sync.configure(command.get("args") or {})
+            elif command.get("kind") == "follow":
+                ok, detail = True, self.follow.configure(command.get("args") or {})
             else:
                 ok, detail = commands.run(command.get("kind", ""), command.get("args") or {})
             logger.info("command %s %s: %s", command.get("id"), command.get("kind"), detail)

@@ -10,9 +10,11 @@ Reports wait here until a heartbeat delivers them: results are dropped only once
 acknowledged the beat that carried them.
 """
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -23,7 +25,8 @@ from pathlib import Path
 logger = logging.getLogger("dumont-agent")
 # restore_latest: a new machine restores the instance's newest sync (wake, failover);
 # final_sync: sync now, before the machine is released (hibernation).
-JOB_KINDS = ("snapshot", "restore", "restore_latest", "final_sync")
+# promote / demote: a standby starts / stops serving (see Follow).
+JOB_KINDS = ("snapshot", "restore", "restore_latest", "final_sync", "promote", "demote")
 RESTORE_KINDS = ("restore", "restore_latest")
 SYNC_STATE_FILE = "sync.json"
 
@@ -99,6 +102,7 @@ class Jobs:
         self.results: dict[int, dict] = {}
         self.restoring = 0
         self.sync: Sync | None = None  # set by the agent; final_sync uses it
+        self.follow: Follow | None = None  # set by the agent on a standby
 
     def start(self, command: dict) -> None:
         kind, args = command["kind"], command.get("args") or {}
@@ -107,6 +111,8 @@ class Jobs:
             "restore": self._restore,
             "restore_latest": self._restore,
             "final_sync": self._final_sync,
+            "promote": lambda args, on_progress: self.follow.promote(args),
+            "demote": lambda args, on_progress: self.follow.demote(),
         }[kind]
         if kind in RESTORE_KINDS:
             with self.lock:
@@ -193,6 +199,8 @@ class Sync:
         self.jobs = jobs
         self.lock = threading.Lock()
         self.running = threading.Lock()
+        self.fingerprint = ""
+        self.last_snapshot_id = ""
         self.args: dict | None = None
         self.report: dict | None = None
         self.last_success_monotonic: float | None = None
@@ -250,6 +258,13 @@ class Sync:
         if not args or not self.workspace.is_dir():
             return None
         started, started_at = time.monotonic(), datetime.now(tz=UTC)
+        # Taken before the backup: a change during it makes the next one differ.
+        fingerprint = tree_fingerprint(self.workspace)
+        with self.lock:
+            if fingerprint == self.fingerprint and self.last_snapshot_id:
+                # Nothing changed: the last sync is still the workspace, as of now.
+                self.last_success_monotonic = started
+                return {"snapshot_id": self.last_snapshot_id, "synced_at": started_at.isoformat()}
         tags = [argument for tag in args.get("tags", []) for argument in ("--tag", tag)]
         try:
             info = self.engine.run(
@@ -262,6 +277,7 @@ class Sync:
                 return dict(self.report)
         with self.lock:
             self.last_success_monotonic = started
+            self.fingerprint, self.last_snapshot_id = fingerprint, info["id"]
             self.report = {
                 "snapshot_id": info["id"],
                 "synced_at": started_at.isoformat(),
@@ -282,6 +298,14 @@ class Sync:
                 return None
             return {**self.report, "lag_seconds": self._lag()}
 
+    def disable(self) -> None:
+        """Stop syncing (a standby going back to following); the settings file goes too."""
+        with self.running, self.lock:
+            self.args = None
+            self.report = None
+            self.fingerprint = self.last_snapshot_id = ""
+        self.state_file.unlink(missing_ok=True)
+
     def delivered(self, report: dict) -> None:
         with self.lock:
             if (
@@ -290,3 +314,149 @@ class Sync:
                 and self.report.get("error") == report.get("error")
             ):
                 self.report = None
+
+
+class Follow:
+    """A standby's agent: keep the workspace at the instance's newest sync, serve on demand.
+
+    Following restores each new sync into a fresh folder and swaps it in, so files deleted on
+    the GPU disappear here too. `promote` catches up one last time, stops following and starts
+    syncing (users now work here); `demote` makes a final sync for the new GPU to restore and
+    goes back to following.
+    """
+
+    STATE_FILE = "follow.json"
+
+    def __init__(self, engine: Engine, workspace: Path, state_dir: Path, sync: Sync):
+        self.engine = engine
+        self.workspace = workspace
+        self.state_file = state_dir / self.STATE_FILE
+        self.sync = sync
+        self.lock = threading.Lock()
+        self.step_lock = threading.Lock()
+        self.args: dict | None = None
+        self.is_serving = False
+        self.restored_id = ""
+        self.report: dict | None = None
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+        if self.state_file.exists():
+            try:
+                self.configure(json.loads(self.state_file.read_text()), save=False)
+            except (OSError, ValueError) as error:
+                logger.warning("ignoring %s: %s", self.state_file, error)
+
+    def configure(self, args: dict, *, save: bool = True) -> str:
+        with self.lock:
+            self.args = dict(args)
+        if save:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(args, handle)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, daemon=True)
+            self.thread.start()
+        self.wake.set()
+        return f"following {args.get('instance_tag', '?')}"
+
+    def _loop(self) -> None:
+        while True:
+            self.wake.clear()
+            with self.lock:
+                interval = float((self.args or {}).get("interval_seconds", 10))
+                active = self.args is not None and not self.is_serving
+            if active:
+                try:
+                    self.step()
+                except Exception as error:  # a failed restore is retried next time
+                    logger.warning("follow failed: %s", error)
+            self.wake.wait(interval)
+
+    def newest_sync(self, args: dict) -> str:
+        """The id of the instance's newest sync in the repository ("" if none)."""
+        listed = self.engine.run(["snapshots"], args, on_progress=lambda report: None)
+        wanted = {"sync", args.get("instance_tag", "")}
+        matching = [info for info in listed if wanted <= set(info.get("tags", []))]
+        return max(matching, key=lambda info: info["time"])["id"] if matching else ""
+
+    def step(self) -> str:
+        """Restore the newest sync if it is not the one here; returns the id now here."""
+        with self.step_lock:
+            with self.lock:
+                args = dict(self.args or {})
+            newest = self.newest_sync(args)
+            if not newest or newest == self.restored_id:
+                return self.restored_id
+            fresh = self.workspace.with_name(self.workspace.name + ".next")
+            _remove(fresh)
+            self.engine.run(["restore", newest, str(fresh)], args, on_progress=lambda r: None)
+            old = self.workspace.with_name(self.workspace.name + ".old")
+            _remove(old)
+            if self.workspace.exists():
+                self.workspace.rename(old)
+            fresh.rename(self.workspace)
+            _remove(old)
+            with self.lock:
+                self.restored_id = newest
+                self.report = {
+                    "snapshot_id": newest,
+                    "restored_at": datetime.now(tz=UTC).isoformat(),
+                }
+            return newest
+
+    def promote(self, args: dict) -> dict:
+        """Catch up on the newest sync, then serve: users work here, and it is synced."""
+        snapshot_id = self.step()
+        with self.lock:
+            self.is_serving = True
+        self.sync.configure(
+            {**args, "interval_seconds": (self.args or {}).get("interval_seconds", 10)}
+        )
+        return {"snapshot_id": snapshot_id}
+
+    def demote(self) -> dict:
+        """A final sync of what users did here (the new GPU restores it); follow again."""
+        report = self.sync.sync_once() or {}
+        self.sync.disable()
+        if "snapshot_id" not in report:
+            raise JobFailed(report.get("error", "the final sync did not complete"))
+        with self.lock:
+            self.is_serving = False
+            self.restored_id = report["snapshot_id"]  # the workspace is that sync already
+        self.wake.set()
+        return {"snapshot_id": report["snapshot_id"]}
+
+    def pending(self) -> dict | None:
+        with self.lock:
+            return dict(self.report) if self.report else None
+
+    def delivered(self, report: dict) -> None:
+        with self.lock:
+            if self.report == report:
+                self.report = None
+
+
+def tree_fingerprint(root: Path) -> str:
+    """A digest of every entry's path, type, size, mtime, inode and mode (no file is read):
+    equal digests mean the engine would find nothing to back up."""
+    digest = hashlib.blake2b(digest_size=16)
+    for folder, directories, files in os.walk(root):
+        directories.sort()
+        for name in sorted(directories + files):
+            path = os.path.join(folder, name)
+            try:
+                stat = os.lstat(path)
+            except OSError:
+                continue
+            target = os.readlink(path) if os.path.islink(path) else ""
+            line = f"{path}\0{stat.st_mode}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}"
+            digest.update(f"{line}\0{target}\n".encode(errors="surrogateescape"))
+    return digest.hexdigest()
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)

@@ -70,14 +70,25 @@ class ConnectionSerializer(serializers.Serializer):
     ip_address = serializers.CharField(allow_null=True)
 
 
+class StandbySummarySerializer(serializers.Serializer):
+    status = serializers.CharField()
+    region = serializers.CharField()
+    followed_at = serializers.DateTimeField(allow_null=True)
+
+
 def connection_info(instance: Instance) -> dict:
     """How a person reaches the machine; names follow the machine across restarts and failover."""
     domain = settings.DUMONT_DOMAIN
-    has_ssh = bool(instance.ssh_host and instance.ssh_port)
+    host, port = instance.ssh_host, instance.ssh_port
+    if instance.is_on_standby:  # failover: the names point at the CPU standby meanwhile
+        serving = instance.standbys.filter(status="serving").first()
+        if serving is not None:
+            host, port = serving.ssh_host, serving.ssh_port
+    has_ssh = bool(host and port)
     return {
-        "ssh_command": f"ssh -p {instance.ssh_port} root@{instance.ssh_host}" if has_ssh else None,
-        "ssh_host": instance.ssh_host or None,
-        "ssh_port": instance.ssh_port,
+        "ssh_command": f"ssh -p {port} root@{host}" if has_ssh else None,
+        "ssh_host": host or None,
+        "ssh_port": port,
         "jupyter_url": f"https://{instance.pk}-8888.{domain}/",
         "port_url_template": f"https://{instance.pk}-{{port}}.{domain}/",
         "dns_name": f"{instance.pk}.{domain}",
@@ -91,6 +102,7 @@ class InstanceSerializer(serializers.ModelSerializer):
     ssh_key_ids = serializers.PrimaryKeyRelatedField(source="ssh_keys", many=True, read_only=True)
     connection = serializers.SerializerMethodField()
     region = serializers.SerializerMethodField()
+    standby = serializers.SerializerMethodField()
 
     class Meta:
         model = Instance
@@ -118,6 +130,8 @@ class InstanceSerializer(serializers.ModelSerializer):
             "last_heartbeat_at",
             "last_sync_at",
             "sync_lag_seconds",
+            "is_on_standby",
+            "standby",
             "created_at",
             "running_since",
             "deleted_at",
@@ -135,6 +149,17 @@ class InstanceSerializer(serializers.ModelSerializer):
         return float(micros_to_usd(instance.price_micros))
 
     @extend_schema_field(serializers.CharField(allow_null=True))
+    @extend_schema_field(StandbySummarySerializer(allow_null=True))
+    def get_standby(self, instance: Instance) -> dict | None:
+        standby = instance.standbys.exclude(status__in=["lost", "deleted"]).first()
+        if standby is None:
+            return None
+        return {
+            "status": standby.status,
+            "region": standby.region,
+            "followed_at": standby.followed_at,
+        }
+
     def get_region(self, instance: Instance) -> str | None:
         return instance.region or instance.requested_region or None
 
@@ -211,6 +236,11 @@ class SyncReportSerializer(serializers.Serializer):
     error = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
+class FollowReportSerializer(serializers.Serializer):
+    snapshot_id = serializers.CharField(max_length=64)
+    restored_at = serializers.DateTimeField(required=False)
+
+
 class HeartbeatSerializer(serializers.Serializer):
     gpu_utilization_percent = serializers.FloatField(min_value=0, max_value=100)
     gpu_memory_used_mb = serializers.IntegerField(min_value=0, required=False, allow_null=True)
@@ -221,6 +251,7 @@ class HeartbeatSerializer(serializers.Serializer):
     command_results = CommandResultSerializer(many=True, required=False, max_length=100)
     command_progress = CommandProgressSerializer(many=True, required=False, max_length=100)
     sync = SyncReportSerializer(required=False)
+    follow = FollowReportSerializer(required=False, help_text="A standby's agent only.")
 
 
 class AgentCommandSerializer(serializers.ModelSerializer):

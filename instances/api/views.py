@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.db.models import Prefetch
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.authentication import get_authorization_header
@@ -9,7 +11,8 @@ from rest_framework.views import APIView
 
 from accounts.models import SshKey
 from accounts.tenancy import TenantScopedViewSet
-from instances import services
+from instances import services, standby
+from instances.agent_tokens import STANDBY_TOKEN_PREFIX
 from instances.api import serializers
 from instances.exceptions import UnknownAgent
 from instances.models import Failover, Instance, InstanceEvent
@@ -143,6 +146,23 @@ class HeartbeatView(APIView):
             raise UnknownAgent()
         form = serializers.HeartbeatSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        token = header[1].decode("ascii", errors="replace")
+        if token.startswith(STANDBY_TOKEN_PREFIX):
+            status_now, commands = standby.record_heartbeat(
+                token,
+                command_results=form.validated_data.get("command_results", []),
+                follow=form.validated_data.get("follow"),
+                sync=form.validated_data.get("sync"),
+                now=timezone.now(),
+            )
+            return Response(
+                {
+                    "instance_id": "",
+                    "status": status_now,
+                    "interval_seconds": settings.STANDBY_HEARTBEAT_SECONDS,
+                    "commands": commands,
+                }
+            )
         reply = services.record_heartbeat(
             header[1].decode("ascii", errors="replace"),
             gpu_utilization_percent=form.validated_data["gpu_utilization_percent"],

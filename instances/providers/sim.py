@@ -10,6 +10,7 @@ from instances.providers.base import (
     Offer,
     OfferUnavailable,
     ProviderError,
+    StandbySpec,
     TransientProviderError,
 )
 
@@ -68,6 +69,20 @@ class SimProvider:
             "spec": {
                 "instance_id": spec.instance_id,
                 "image": spec.image,
+                "disk_gb": spec.disk_gb,
+                "ssh_public_keys": list(spec.ssh_public_keys),
+                "env": spec.env,
+            },
+        }
+        return _machine(self._call("PUT", f"/v1/machines/{idempotency_key}", json=body).json())
+
+    def create_standby(self, spec: StandbySpec, *, idempotency_key: str) -> Machine:
+        """A CPU machine of the simulator in the spec's region (offer `standby-<region>`)."""
+        body = {
+            "offer_id": f"standby-{spec.region}",
+            "spec": {
+                "instance_id": spec.instance_id,
+                "image": "dumont/standby",
                 "disk_gb": spec.disk_gb,
                 "ssh_public_keys": list(spec.ssh_public_keys),
                 "env": spec.env,

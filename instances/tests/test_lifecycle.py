@@ -11,6 +11,7 @@ import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
+from django.utils import timezone
 
 from conftest import wait_until
 from dumont.asgi import application
@@ -75,6 +76,13 @@ async def test_create_run_hibernate_wake_delete_on_the_simulator(two_tenants, pl
     await sync_to_async(wait_until)(beats_arrive, timeout=20)
 
     (Path(machine["folder"]) / "workspace" / "notes.txt").write_text("kept across machines")
+    written_at = timezone.now()
+
+    def synced_since_written():
+        synced = Instance.objects.get(pk=instance_id).last_sync_at
+        return synced and synced > written_at
+
+    await sync_to_async(wait_until)(synced_since_written, timeout=30)
     hibernated = await sync_to_async(a.client.post)(f"/api/instances/{instance_id}/hibernate")
     assert hibernated.status_code == 202
     assert await _statuses_until(socket_a, "hibernated") == ["hibernating", "hibernated"]

@@ -103,6 +103,8 @@ def test_the_catalog_names_every_event_the_issues_promise():
         "instance.created",
         "instance.running",
         "instance.hibernated",
+        "snapshot.failed",
+        "snapshot.restored",
         "instance.deleted",
         "instance.failover_triggered",
         "snapshot.completed",
