@@ -1,7 +1,8 @@
 """The one interface every GPU provider implements (DESIGN.md, "Providers").
 
 GPU implementations: `sim` (the embedded default: an HTTP client of the simulated market,
-`simulator/`), `vast` (Vast.ai). Standby (CPU VM) implementations: `sim`, `gcp` (Google Cloud). Payloads are dataclasses; money is integer micro-USD per hour.
+`simulator/`), `vast` (Vast.ai). Standby (CPU VM) implementations: `sim`, `gcp` (Google Cloud).
+Payloads are dataclasses; money is integer micro-USD per hour.
 """
 
 from dataclasses import dataclass, field
