@@ -278,3 +278,158 @@ class FakeVast(FakeServer):
             instance.update(intended_status="running", cur_state="running", actual_status="loading")
             return _json({"success": True})
         return _json({"success": False, "error": "invalid_args", "msg": "bad request"}, 400)
+
+
+# --- Compute Engine ------------------------------------------------------------------------------
+
+
+def _gce_error(status: int, reason: str, message: str) -> Response:
+    error = {"code": status, "message": message, "errors": [{"message": message, "reason": reason}]}
+    return _json({"error": error}, status)
+
+
+class FakeCompute(FakeServer):
+    """Compute Engine v1 (REST): instances in zones and the zone operations that change them.
+
+    An operation is RUNNING until `operation_polls` GETs have seen it, then DONE, and only then
+    does its instance change (insert → RUNNING, stop → TERMINATED, start → RUNNING, delete).
+    """
+
+    def __init__(self, project: str = "dumont-test", operation_polls: int = 1):
+        super().__init__()
+        self.project = project
+        self.operation_polls = operation_polls
+        self.instances: dict[tuple[str, str], dict] = {}
+        self.operations: dict[str, dict] = {}
+        self.inserted: list[dict] = []
+        self.ids = count(4_100_000_000_000_000_001)
+        self.operation_error: dict | None = None  # the error the next operation ends with
+
+    # Test controls -------------------------------------------------------------------------
+
+    def instance(self, name: str) -> dict:
+        return next(body for (_, n), body in self.instances.items() if n == name)
+
+    def preempt(self, name: str) -> None:
+        """GCE takes a SPOT VM back: STOP termination action, so it is TERMINATED, not deleted."""
+        with self.lock:
+            self.instance(name)["status"] = "TERMINATED"
+
+    # API ------------------------------------------------------------------------------------
+
+    def route(self, request: Request) -> Response:
+        prefix = rf"/compute/v1/projects/{re.escape(self.project)}/zones/([a-z0-9-]+)"
+        path, method = request.path, request.method
+        if match := re.fullmatch(prefix + r"/operations/([\w-]+)(/wait)?", path):
+            return self._operation(match[2], match[3])
+        if match := re.fullmatch(prefix + r"/instances", path):
+            zone = match[1]
+            if method == "POST":
+                return self._insert(zone, request.get_json())
+            items = [body for (z, _), body in self.instances.items() if z == zone]
+            return _json({"kind": "compute#instanceList", "items": items})
+        match = re.fullmatch(prefix + r"/instances/([\w-]+)(/stop|/start|/setLabels)?", path)
+        if match is None:
+            return _gce_error(404, "notFound", f"The resource '{path}' was not found")
+        zone, name, action = match[1], match[2], match[3]
+        instance = self.instances.get((zone, name))
+        if instance is None:
+            return _gce_error(404, "notFound", f"The resource '{path}' was not found")
+        if method == "GET" and action is None:
+            return _json(instance)
+        if method == "DELETE" and action is None:
+            return _json(self._start_operation(zone, name, "delete"))
+        if method == "POST" and action == "/setLabels":
+            body = request.get_json()
+            if body.get("labelFingerprint") != instance["labelFingerprint"]:
+                return _gce_error(412, "conditionNotMet", "Labels fingerprint invalid")
+            instance["labels"] = body.get("labels", {})
+            instance["labelFingerprint"] = f"fp{next(self.ids)}"
+            return _json(self._start_operation(zone, name, "setLabels", is_done=True))
+        if method == "POST" and action in ("/stop", "/start"):
+            return _json(self._start_operation(zone, name, action[1:]))
+        return _gce_error(400, "invalid", "unsupported")
+
+    def _insert(self, zone: str, body: dict) -> Response:
+        name = body["name"]
+        if (zone, name) in self.instances:
+            message = f"The resource 'projects/{self.project}/zones/{zone}/instances/{name}' "
+            return _gce_error(409, "alreadyExists", message + "already exists")
+        self.inserted.append(body)
+        link = f"https://www.googleapis.com/compute/v1/projects/{self.project}/zones/{zone}"
+        self.instances[(zone, name)] = {
+            **body,
+            "kind": "compute#instance",
+            "id": str(next(self.ids)),
+            "zone": link,
+            "machineType": f"{link}/{body['machineType']}",
+            "status": "PROVISIONING",
+            "labelFingerprint": "fp0",
+            "networkInterfaces": [
+                {
+                    **interface,
+                    "networkIP": "10.128.0.7",
+                    "accessConfigs": [
+                        {**config, "natIP": "34.148.10.20"}
+                        for config in interface.get("accessConfigs", [])
+                    ],
+                }
+                for interface in body.get("networkInterfaces", [])
+            ],
+            "selfLink": f"{link}/instances/{name}",
+        }
+        return _json(self._start_operation(zone, name, "insert"))
+
+    def _start_operation(self, zone: str, name: str, kind: str, *, is_done=False) -> dict:
+        operation_name = f"operation-{next(self.ids)}"
+        link = f"https://www.googleapis.com/compute/v1/projects/{self.project}/zones/{zone}"
+        operation = {
+            "kind": "compute#operation",
+            "id": str(next(self.ids)),
+            "name": operation_name,
+            "zone": link,
+            "operationType": kind,
+            "targetLink": f"{link}/instances/{name}",
+            "status": "RUNNING",
+            "progress": 0,
+            "selfLink": f"{link}/operations/{operation_name}",
+            "_polls_left": 0 if is_done else self.operation_polls,
+            "_target": (zone, name),
+        }
+        self.operations[operation_name] = operation
+        if is_done:
+            self._finish(operation)
+        return self._public(operation)
+
+    def _operation(self, name: str, is_wait: str | None) -> Response:
+        operation = self.operations.get(name)
+        if operation is None:
+            return _gce_error(404, "notFound", f"operation {name} was not found")
+        if operation["status"] != "DONE":
+            operation["_polls_left"] -= 1
+            if operation["_polls_left"] <= 0 or is_wait:
+                self._finish(operation)
+        return _json(self._public(operation))
+
+    def _finish(self, operation: dict) -> None:
+        operation.update(status="DONE", progress=100)
+        if self.operation_error:
+            operation["error"] = {"errors": [self.operation_error]}
+            self.operation_error = None
+            if operation["operationType"] == "insert":
+                self.instances.pop(operation["_target"], None)
+            return
+        instance = self.instances.get(operation["_target"])
+        kind = operation["operationType"]
+        if instance is None:
+            return
+        if kind in ("insert", "start"):
+            instance["status"] = "RUNNING"
+        elif kind == "stop":
+            instance["status"] = "TERMINATED"
+        elif kind == "delete":
+            del self.instances[operation["_target"]]
+
+    @staticmethod
+    def _public(operation: dict) -> dict:
+        return {key: value for key, value in operation.items() if not key.startswith("_")}
