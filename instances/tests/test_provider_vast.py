@@ -1,10 +1,12 @@
 """VastProvider against a local fake of Vast.ai's REST API (instances/tests/fakes.py)."""
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from dumont.celery import app
@@ -395,6 +397,35 @@ def test_provisioning_rents_one_machine_and_records_it(vast_market):
     assert (instance.provider, instance.provider_id) == ("vast", str(machine["id"]))
     assert (instance.region, instance.price_micros) == ("US-West", 450_000)
     assert "DUMONT_AGENT_TOKEN=dia_" in vast_market.rent_bodies[0]["env"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_provision_steps_rent_one_machine(vast_market):
+    for offer_id in (101, 102, 103):
+        _rtx_4090_offer(vast_market, offer_id=offer_id, dph_total=0.40 + offer_id / 10_000)
+    instance = _pending_instance()
+    barrier = threading.Barrier(3)
+    errors: list[Exception] = []
+
+    def provision():
+        barrier.wait()
+        try:
+            services.provision(instance.pk)
+        except Exception as error:  # the test reports any crash of a duplicate
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=provision) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    instance.refresh_from_db()
+    assert errors == []
+    assert len(vast_market.instances) == 1
+    assert instance.provider_id == str(next(iter(vast_market.instances)))
 
 
 @pytest.mark.django_db
