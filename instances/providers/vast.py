@@ -42,8 +42,8 @@ start and destroy are retried here at most VAST_MAX_RETRIES times, sleeping Retr
 short backoff) but never more than VAST_RETRY_MAX_SLEEP_SECONDS; past that the error goes up
 with `retry_after_seconds` and the Celery task backs off. The rent itself is only retried on a
 429 (refused, so nothing was rented); after a 5xx or a timeout the next attempt finds the
-machine by label. 404 is MachineNotFound (OfferUnavailable for a rent), other 4xx a
-ProviderError with the API's message.
+machine by label. 404 is MachineNotFound (OfferUnavailable for a rent, like 410 and
+`invalid_price`), other 4xx a ProviderError with the API's message.
 """
 
 import contextlib
@@ -274,6 +274,8 @@ class VastProvider:
                     message = _api_message(response)
                     if status == 404:
                         raise MachineNotFound(f"Vast.ai: {message}")
+                    if status == 410:  # only a rent answers 410: the offer is no longer there
+                        raise OfferUnavailable(f"Vast.ai: {message}")
                     raise ProviderError(f"Vast.ai answered {status} on {method} {path}: {message}")
                 retry_after = _retry_after_seconds(response)
                 failure = TransientProviderError(
@@ -388,7 +390,7 @@ class VastProvider:
         path = f"/asks/{offer.offer_id}/"
         try:
             response = self._call("PUT", path, json=body, is_safe_to_repeat=False)
-        except MachineNotFound as error:
+        except (MachineNotFound, OfferUnavailable) as error:
             raise OfferUnavailable(f"offer {offer.offer_id} is gone: {error}") from error
         except ProviderError as error:
             if "invalid_price" in str(error) or "no_such_ask" in str(error):

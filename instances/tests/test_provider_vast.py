@@ -471,7 +471,8 @@ def test_an_offer_taken_before_the_rent_puts_the_instance_in_error(vast_market):
 
     instance.refresh_from_db()
     assert instance.status == Status.ERROR
-    assert "provisioning failed" in instance.events.get(to_status=Status.ERROR).reason
+    reason = instance.events.get(to_status=Status.ERROR).reason
+    assert reason.startswith("provisioning failed: offer 101")
     assert vast_market.instances == {}
 
 
