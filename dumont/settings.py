@@ -286,6 +286,38 @@ STANDBY_PROVIDER = env.str("STANDBY_PROVIDER", default="sim")  # where CPU stand
 STANDBY_HEARTBEAT_SECONDS = env.float("STANDBY_HEARTBEAT_SECONDS", default=1.0)
 SIM_PROVIDER_URL = env.str("SIM_PROVIDER_URL", default="http://127.0.0.1:8001")
 SIM_PROVIDER_API_KEY = env.str("SIM_PROVIDER_API_KEY", default="")
+# GPU_PROVIDER=vast: Vast.ai's REST API (instances/providers/vast.py). Interruptible machines bid
+# the offer's price; on-demand ones cost more and are never outbid.
+VAST_API_URL = env.str("VAST_API_URL", default="https://console.vast.ai/api/v0")
+VAST_API_KEY = env.str("VAST_API_KEY", default="")
+VAST_INTERRUPTIBLE = env.bool("VAST_INTERRUPTIBLE", default=True)
+VAST_TIMEOUT_SECONDS = env.float("VAST_TIMEOUT_SECONDS", default=30.0)
+# Quick retries of a 429/5xx/timeout inside one call; then the Celery task backs off.
+VAST_MAX_RETRIES = env.int("VAST_MAX_RETRIES", default=2)
+VAST_RETRY_MAX_SLEEP_SECONDS = env.float("VAST_RETRY_MAX_SLEEP_SECONDS", default=5.0)
+VAST_SEARCH_LIMIT = env.int("VAST_SEARCH_LIMIT", default=64)
+# STANDBY_PROVIDER=gcp: SPOT VMs on Compute Engine (instances/providers/gcp.py), credentials from
+# the environment (GOOGLE_APPLICATION_CREDENTIALS or the metadata server). The VM is billed at
+# STANDBY_PRICE_MICROS_PER_HOUR (the billing block).
+GCP_PROJECT = env.str("GCP_PROJECT", default="")
+GCP_ZONES = env.dict(
+    "GCP_ZONES",
+    default={
+        "US-East": "us-east1-b",
+        "US-West": "us-west1-b",
+        "EU-West": "europe-west1-b",
+        "Asia-Pacific": "asia-southeast1-b",
+    },
+)
+GCP_STANDBY_MACHINE_TYPE = env.str("GCP_STANDBY_MACHINE_TYPE", default="e2-medium")
+GCP_STANDBY_IMAGE = env.str(
+    "GCP_STANDBY_IMAGE", default="projects/debian-cloud/global/images/family/debian-12"
+)
+GCP_API_ENDPOINT = env.str("GCP_API_ENDPOINT", default="")  # empty: compute.googleapis.com
+GCP_TIMEOUT_SECONDS = env.float("GCP_TIMEOUT_SECONDS", default=30.0)
+GCP_OPERATION_TIMEOUT_SECONDS = env.float("GCP_OPERATION_TIMEOUT_SECONDS", default=120.0)
+# What machines pip-install to run the agent (a wheel URL or an index spec).
+AGENT_INSTALL_SPEC = env.str("AGENT_INSTALL_SPEC", default="dumont-agent[nvml]")
 # Where agents reach the public API (the provider passes it to each machine).
 DUMONT_PUBLIC_URL = env.str("DUMONT_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Customer-facing names: `{id}-{port}.{DUMONT_DOMAIN}` for ports, `{id}.{DUMONT_DOMAIN}` for DDNS.
