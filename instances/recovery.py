@@ -247,7 +247,17 @@ def check_machine_lost(instance: Instance, machine_state: str) -> Failover | Non
         return None
 
 
+def stop_machine_in_error(instance: Instance, event) -> None:
+    """Transition hook: an instance in `error` must not leave a GPU running unbilled; its
+    machine is stopped (disk kept, for the person or the retry that acts next)."""
+    if event.to_status == Status.ERROR and instance.provider_id:
+        tasks_queue.after_commit("stop_machine", f"{instance.provider}:{instance.provider_id}")
+
+
 def register() -> None:
+    from instances.transitions import register_transition_hook
+
+    register_transition_hook(stop_machine_in_error)
     agent_commands.register_command_hooks(
         RESTORE_LATEST, agent_commands.CommandHooks(on_result=restore_finished)
     )

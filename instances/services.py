@@ -252,7 +252,9 @@ def acquire_machine(
         )
         return [o for o in offers if o.available > 0 and o.offer_id not in exclude_offer_ids]
 
-    region = instance.requested_region or instance.region or None
+    # A first machine goes where the customer asked (anywhere if they did not); a replacement
+    # prefers where the instance was, then anywhere.
+    region = instance.requested_region or (instance.region if any_region else "") or None
     offers = search(region)
     if not offers and any_region and region:
         offers = search(None)

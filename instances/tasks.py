@@ -122,6 +122,14 @@ def destroy_standby_machine(reference: str) -> None:
 
 
 @shared_task(**STEP_OPTIONS)
+def stop_machine(reference: str) -> None:
+    """Stop a machine whose instance is in error (`provider:provider_id`); idempotent."""
+    provider, _, provider_id = reference.partition(":")
+    with contextlib.suppress(MachineNotFound):
+        get_provider(provider or None).stop(provider_id)
+
+
+@shared_task(**STEP_OPTIONS)
 def destroy_machine(provider_id: str) -> None:
     """Destroy a machine no instance uses any more (an abandoned provisioning attempt)."""
     get_provider().destroy(provider_id)

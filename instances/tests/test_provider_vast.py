@@ -512,7 +512,7 @@ def test_a_stuck_provision_given_up_and_retried_leaves_one_machine(
 
 
 @pytest.mark.django_db
-def test_reconcile_puts_a_running_instance_whose_machine_was_outbid_in_error(vast_market):
+def test_reconcile_fails_over_a_running_instance_whose_machine_was_outbid(vast_market):
     machine_id = _machine_id(vast_market)
     vast_market.boot(machine_id)
     vast_market.outbid(machine_id)
@@ -520,11 +520,12 @@ def test_reconcile_puts_a_running_instance_whose_machine_was_outbid_in_error(vas
         status=Status.RUNNING, provider="vast", provider_id=machine_id, provision_key="i-test-1"
     )
 
-    reconcile_all()
+    report = reconcile_all()
 
     instance.refresh_from_db()
-    assert instance.status == Status.ERROR
-    assert "interrupted" in instance.events.get(to_status=Status.ERROR).reason
+    assert report.failed_over == [instance.pk]
+    assert instance.failovers.get().failed_provider_id == machine_id
+    assert "interrupted" in instance.events.get(to_status=Status.FAILING_OVER).reason
 
 
 @pytest.mark.django_db
