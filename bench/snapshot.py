@@ -349,44 +349,53 @@ def profile(workspace: Path, scratch: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    buckets = Counter()
-    rules = [
+    source = (ROOT / "snapshots" / "engine" / "backup.py").read_text().splitlines()
+    read_line = next(n for n, text in enumerate(source, 1) if "block = handle.read(" in text)
+    chunk_line, data_chunk_line = [
+        n for n, text in enumerate(source, 1) if "fastcdc(" in text and "import" not in text
+    ][:2]
+    rules = [  # (label, text in a frame), matched from the innermost frame outwards
+        ("idle: waiting for work or a result", "wait (threading"),
+        ("idle: waiting for work or a result", "_worker (concurrent"),
+        ("chunking (fastcdc)", "chunk_generator"),
         ("chunking (fastcdc)", "fastcdc"),
-        ("hashing (hmac)", "chunk_id"),
-        ("compression (lz4)", "compress"),
-        ("encryption (AES-GCM)", "seal"),
-        ("file reads", "add_file"),
-        ("pack upload (store.put)", "_upload"),
-        ("scan tree", "scan_tree"),
+        ("hashing (HMAC-SHA256)", "digest (hmac"),
+        ("compression (lz4)", "Repository.compress"),
+        ("encryption (AES-GCM)", "Keys.seal"),
+        ("pack write + fsync", "LocalStore.put"),
+        ("pack assembly (join)", "_upload"),
+        ("file reads", "read_bytes"),
+        ("file reads", f"add_file (snapshots/engine/backup.py:{read_line})"),
+        ("chunking (fastcdc)", f"add_file (snapshots/engine/backup.py:{chunk_line})"),
+        ("chunking (fastcdc)", f"add_data (snapshots/engine/backup.py:{data_chunk_line})"),
+        ("pipeline bookkeeping", "add_file"),
+        ("pipeline bookkeeping", "add_data"),
+        ("scan (stat)", "scan_tree"),
+        ("manifest + index", "json"),
     ]
+    buckets = Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        thread = frames[0]
-        leaf = frames[-1]
-        label = None
-        for frame in reversed(frames):
-            for name, needle in rules:
-                if needle in frame:
-                    label = name
-                    break
-            if label:
-                break
-        if label == "file reads" and "fastcdc" not in leaf:
-            label = "file reads (syscall)" if "add_file" in leaf else "pipeline bookkeeping"
-        if label is None:
-            label = (
-                "idle (waiting)"
-                if any(word in leaf for word in ("wait", "acquire", "_worker", "get (queue"))
-                else "other"
-            )
-        buckets[
-            (thread.split(" ")[0] if "chunk" in thread or "upload" in thread else "main", label)
-        ] += int(count)
-    total = sum(buckets.values())
-    print("\nprofile of a first backup (py-spy, all threads, share of samples):")
-    for (thread, label), count in buckets.most_common(14):
-        print(f"  {100 * count / total:5.1f} %  {thread:>12}  {label}")
+        thread = frames[0].partition(": ")[2].rstrip("0123456789_") or "main"
+        if thread == "lease-refresh":
+            continue
+        label = next(
+            (name for frame in reversed(frames) for name, needle in rules if needle in frame),
+            "other",
+        )
+        buckets[(thread, label)] += int(count)
+    print("\nprofile of a first backup (py-spy --idle --threads), per thread kind:")
+    for thread in sorted({thread for thread, _label in buckets}):
+        samples = {label: n for (kind, label), n in buckets.items() if kind == thread}
+        total = sum(samples.values())
+        idle = samples.pop("idle: waiting for work or a result", 0)
+        busy = ", ".join(
+            f"{label} {100 * n / total:.0f} %"
+            for label, n in sorted(samples.items(), key=lambda item: -item[1])
+            if n / total >= 0.01
+        )
+        print(f"  {thread:>10}: busy {100 * (total - idle) / total:.0f} % ({busy})")
     shutil.rmtree(scratch / "repo-profile")
 
 

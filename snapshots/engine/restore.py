@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from snapshots.engine import formats
+from snapshots.engine.backup import tune_allocator
 from snapshots.engine.crypto import BlobAuthenticationError
 from snapshots.engine.exceptions import DamagedData, EngineError, ObjectNotFound
 from snapshots.engine.repository import ProgressCallback, ProgressMeter, Repository
@@ -67,6 +68,7 @@ def run_restore(
     paths: list[str] | None,
     progress: ProgressCallback | None,
 ) -> RestoreResult:
+    tune_allocator()
     manifest = repository.manifest(snapshot_id)
     entries = select_entries(manifest.tree, paths)
     index = repository.index
