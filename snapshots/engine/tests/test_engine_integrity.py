@@ -283,3 +283,21 @@ def test_prune_with_explicit_backup_times_keeps_one_per_day(repository, workspac
 
     assert result.forgotten == [infos[0].id]
     assert [info.id for info in repository.snapshots()] == [infos[1].id, infos[2].id]
+
+
+def test_the_engine_and_its_cli_import_without_django():
+    probe = (
+        "import sys, snapshots.engine, snapshots.engine.cli, snapshots.engine.store;"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'django'))"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env={key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"},
+    )
+
+    assert result.stdout.strip() == "[]"
