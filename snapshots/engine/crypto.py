@@ -65,9 +65,9 @@ class Keys:
         if len(blob) < OVERHEAD_BYTES:
             raise BlobAuthenticationError("blob shorter than its nonce and tag")
         try:
-            return self._aead.decrypt(
-                bytes(blob[:NONCE_BYTES]), bytes(blob[NONCE_BYTES:]), associated_data
-            )
+            # Slices of a memoryview: no copy of the blob (cryptography takes any buffer).
+            view = memoryview(blob)
+            return self._aead.decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], associated_data)
         except InvalidTag:
             raise BlobAuthenticationError("authentication tag mismatch") from None
 

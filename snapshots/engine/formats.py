@@ -112,11 +112,17 @@ class Manifest:
     #   {"path", "type": "file"|"dir"|"symlink", "mode", "mtime_ns", and for files
     #    "size", "inode", "chunks": [hex ids]; for symlinks "target"}
     tree: list[dict[str, Any]]
+    _tree_json: str | None = field(default=None, repr=False, compare=False)
 
     def encode(self) -> bytes:
-        document = {"version": FORMAT_VERSION, "snapshot": self.info.to_dict(), "tree": self.tree}
-        # ensure_ascii keeps undecodable file names (surrogate escapes) representable.
-        return lz4.frame.compress(json.dumps(document, separators=(",", ":")).encode())
+        # The tree is encoded once: a backup encodes the manifest again while it settles the
+        # summary's added_bytes. ensure_ascii keeps undecodable file names (surrogate escapes)
+        # representable.
+        if self._tree_json is None:
+            self._tree_json = json.dumps(self.tree, separators=(",", ":"))
+        snapshot = json.dumps(self.info.to_dict(), separators=(",", ":"))
+        document = f'{{"version":{FORMAT_VERSION},"snapshot":{snapshot},"tree":{self._tree_json}}}'
+        return lz4.frame.compress(document.encode())
 
     @classmethod
     def decode(cls, data: bytes) -> "Manifest":
