@@ -214,6 +214,7 @@ class Repository:
                 "p": kdf.p,
             },
             "keys": wrap_keys(keys, _as_bytes(secret), kdf).hex(),
+            "chunk_id": "blake3-keyed",
             "compression": compression,
             "average_chunk_bytes": average_chunk_bytes,
             "pack_bytes": pack_bytes,
@@ -238,7 +239,9 @@ class Repository:
         kdf = KdfParameters(
             bytes.fromhex(kdf_config["salt"]), kdf_config["n"], kdf_config["r"], kdf_config["p"]
         )
-        keys = unwrap_keys(bytes.fromhex(config["keys"]), _as_bytes(secret), kdf)
+        keys = unwrap_keys(
+            bytes.fromhex(config["keys"]), _as_bytes(secret), kdf, config["chunk_id"]
+        )
         return cls(store, config, keys, **options)
 
     # -- blobs ----------------------------------------------------------------------------
