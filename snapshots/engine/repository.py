@@ -169,7 +169,7 @@ class Repository:
         self.compression = formats.COMPRESSION_NAMES[config["compression"]]
         self.average_chunk_bytes = int(config["average_chunk_bytes"])
         self.pack_bytes = int(config["pack_bytes"])
-        # Hash + compress + encrypt threads: hashlib/hmac and lz4 release the GIL, AES-GCM and
+        # Hash + compress + encrypt threads: BLAKE3 and lz4 release the GIL, AES-GCM and
         # the chunker do not, so more threads than cores only add contention.
         self.workers = workers or max(2, os.cpu_count() or 2)
         self.transfer_workers = transfer_workers
