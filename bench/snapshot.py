@@ -290,16 +290,28 @@ def run_engine_s3(workspace: Path, scratch: Path, run: int) -> dict:
         moto.wait()
 
 
-def choose_chunk_size(workspace: Path, scratch: Path, total: int) -> None:
-    print("\naverage chunk | first backup MB/s | stored after 1 % change | chunks in index")
+def choose_chunk_size(workspace: Path, scratch: Path, total: int, runs: int) -> None:
+    print(f"\nmedian of {runs} runs per size (MB/s = workspace bytes / wall seconds)")
+    print(
+        "| average chunk | first backup | incremental | restore | stored after 1 % change "
+        "| chunks in index |"
+    )
+    print("|---|---|---|---|---|---|")
     for average in (256 * 1024, MIB, 4 * MIB):
-        settle(scratch)
-        store = LocalStore(scratch / "repo-chunks")
-        result = run_engine(store, workspace, scratch, average)
-        chunks = len(Repository.open(store, SECRET).index)
+        rows = []
+        for _run in range(runs):
+            settle(scratch)
+            store = LocalStore(scratch / "repo-chunks")
+            rows.append(run_engine(store, workspace, scratch, average))
+            chunks = len(Repository.open(store, SECRET).index)
+        first, second, restore = (
+            total / statistics.median(row[phase] for row in rows) / 1e6
+            for phase in ("first", "second", "restore")
+        )
+        added = statistics.median(row["added_second"] for row in rows) / MIB
         print(
-            f"{average // 1024:>9} KiB | {total / result['first'] / 1e6:17.0f} | "
-            f"{result['added_second'] / MIB:16.1f} MiB | {chunks}"
+            f"| {average // 1024} KiB | {first:.0f} MB/s | {second:.0f} MB/s | "
+            f"{restore:.0f} MB/s | {added:.1f} MiB | {chunks} |"
         )
 
 
@@ -322,7 +334,7 @@ def compare_pools(workspace: Path) -> None:
             list(pool.map(_seal_piece, pieces[:4]))  # warm up (process start, keys)
             seconds, _ = timed(lambda: list(pool.map(_seal_piece, pieces, chunksize=4)))
         print(
-            f"2 {kind}s: hash + lz4 + AES-GCM of {size / MIB:.0f} MiB: "
+            f"2 {kind} workers: hash + lz4 + AES-GCM of {size / MIB:.0f} MiB: "
             f"{size / seconds / 1e6:.0f} MB/s"
         )
     del Keys
@@ -377,52 +389,43 @@ def profile(workspace: Path, scratch: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     source = (ROOT / "snapshots" / "engine" / "backup.py").read_text().splitlines()
-    read_line = next(n for n, text in enumerate(source, 1) if "block = handle.read(" in text)
-    chunk_line, data_chunk_line = [
-        n for n, text in enumerate(source, 1) if "fastcdc(" in text and "import" not in text
-    ][:2]
+    read_line = next(n for n, text in enumerate(source, 1) if "handle.readinto(" in text)
     rules = [  # (label, text in a frame), matched from the innermost frame outwards
-        ("idle: waiting for work or a result", "wait (threading"),
-        ("idle: waiting for work or a result", "_worker (concurrent"),
-        ("chunking (fastcdc)", "chunk_generator"),
-        ("chunking (fastcdc)", "fastcdc"),
-        ("hashing (HMAC-SHA256)", "digest (hmac"),
-        ("compression (lz4)", "Repository.compress"),
-        ("encryption (AES-GCM)", "Keys.seal"),
-        ("pack write + fsync", "LocalStore.put"),
-        ("pack assembly (join)", "_upload"),
+        ("chunking (FastCDC)", "ChunkPipeline._cut"),
+        ("hashing (keyed BLAKE3)", "_blake3_id"),
+        ("hashing (keyed BLAKE3)", "_hmac_id"),
+        ("compression (lz4, with probe)", "Repository.compress"),
+        ("encryption (AES-256-GCM)", "Keys.seal"),
+        ("pack + index write, fsync", "LocalStore.put"),
         ("file reads", "read_bytes"),
         ("file reads", f"add_file (snapshots/engine/backup.py:{read_line})"),
-        ("chunking (fastcdc)", f"add_file (snapshots/engine/backup.py:{chunk_line})"),
-        ("chunking (fastcdc)", f"add_data (snapshots/engine/backup.py:{data_chunk_line})"),
-        ("pipeline bookkeeping", "add_file"),
-        ("pipeline bookkeeping", "add_data"),
-        ("scan (stat)", "scan_tree"),
-        ("manifest + index", "json"),
+        ("scan (lstat)", "scan_tree"),
+        ("manifest + index encoding", "json"),
+        ("pipeline bookkeeping (futures, queues)", "backup.py"),
     ]
-    buckets = Counter()
+    idle_leaves = ("wait (threading", "_worker (concurrent", "acquire")
+    busy = Counter()
+    idle = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        thread = frames[0].partition(": ")[2].rstrip("0123456789_") or "main"
-        if thread == "lease-refresh":
+        if "lease-refresh" in frames[0] or "KdfParameters" in stack:
+            continue
+        if any(needle in frames[-1] for needle in idle_leaves):
+            idle += int(count)
             continue
         label = next(
             (name for frame in reversed(frames) for name, needle in rules if needle in frame),
-            "other",
+            "other (interpreter, imports)",
         )
-        buckets[(thread, label)] += int(count)
-    print("\nprofile of a first backup (py-spy --idle --threads), per thread kind:")
-    for thread in sorted({thread for thread, _label in buckets}):
-        samples = {label: n for (kind, label), n in buckets.items() if kind == thread}
-        total = sum(samples.values())
-        idle = samples.pop("idle: waiting for work or a result", 0)
-        busy = ", ".join(
-            f"{label} {100 * n / total:.0f} %"
-            for label, n in sorted(samples.items(), key=lambda item: -item[1])
-            if n / total >= 0.01
-        )
-        print(f"  {thread:>10}: busy {100 * (total - idle) / total:.0f} % ({busy})")
+        busy[label] += int(count)
+    total = sum(busy.values())
+    print(
+        "\nprofile of a first backup (py-spy --idle --threads, all threads; share of the "
+        f"samples where a thread was not waiting for work, {idle / (idle + total):.0%} were):"
+    )
+    for label, count in busy.most_common():
+        print(f"  {100 * count / total:5.1f} %  {label}")
     shutil.rmtree(scratch / "repo-profile")
 
 
@@ -451,7 +454,7 @@ def main() -> None:
     print(f"workspace: {total / 1e6:.0f} MB in {files} files (generated in {seconds:.0f} s)")
     try:
         if arguments.choose_chunk_size:
-            choose_chunk_size(workspace, scratch, total)
+            choose_chunk_size(workspace, scratch, total, arguments.runs)
             return
         if arguments.compare_pools:
             compare_pools(workspace)

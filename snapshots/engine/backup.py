@@ -111,15 +111,17 @@ class ChunkPipeline:
         self.chunks_new = 0
         self.chunks_total = 0
 
+    def _cut(self, data: bytes | bytearray) -> list:
+        """FastCDC cut points (C code; holds the GIL)."""
+        average = self.repository.average_chunk_bytes
+        return list(fastcdc(data, self.min_chunk, average, self.max_chunk))
+
     def add_data(self, entry: dict[str, Any], data: bytes) -> None:
         """Chunk a file read whole (small files, read ahead by a reader thread)."""
         entry["chunks"] = chunks = []
         if data:
             view = memoryview(data)
-            cuts = fastcdc(
-                data, self.min_chunk, self.repository.average_chunk_bytes, self.max_chunk
-            )
-            for cut in cuts:
+            for cut in self._cut(data):
                 chunks.append(None)
                 self._submit(view[cut.offset : cut.offset + cut.length], chunks, len(chunks) - 1)
         entry["size"] = len(data)
@@ -149,11 +151,7 @@ class ChunkPipeline:
                 if not buffer:
                     break
                 view = memoryview(buffer)
-                cuts = list(
-                    fastcdc(
-                        buffer, self.min_chunk, self.repository.average_chunk_bytes, self.max_chunk
-                    )
-                )
+                cuts = self._cut(buffer)
                 if not at_end:
                     # The last cut was forced by the buffer's end, not the content: carry it.
                     last = cuts.pop()

@@ -43,11 +43,12 @@ if TYPE_CHECKING:  # these modules import this one
     )
     from snapshots.engine.restore import RestoreResult
 
-# Measured with `bench/snapshot.py --size-gib 1 --choose-chunk-size` (BENCHMARKS.md, "Snapshots
-# engine"): after a ~1 % change (8.1 MiB rewritten), a second backup stored 10.8 MiB with 256 KiB
-# chunks, 15.8 MiB with 1 MiB and 48.8 MiB with 4 MiB, while first-backup speed did not depend
-# on the size beyond the disk's noise (147, 133, 234 MB/s). 256 KiB costs ~4,000 index entries
-# per GiB (~1 MB of RAM and ~260 KB of manifest per GiB backed up), which we accept.
+# Measured with `bench/snapshot.py --size-gib 1 --runs 3 --choose-chunk-size` (BENCHMARKS.md,
+# "Snapshots engine"): after a ~1 % change (8.1 MiB rewritten), the second backup stored
+# 10.8 MiB with 256 KiB chunks, 15.8 MiB with 1 MiB and 48.8 MiB with 4 MiB. First backups ran
+# at 479, 499 and 421 MB/s and restores at 390, 388 and 342 MB/s: 256 KiB costs ~4 % of first
+# backup speed for a third less stored per increment, and ~8,000 index entries per GiB (a few
+# MB of RAM per 10 GiB), which we accept.
 DEFAULT_AVERAGE_CHUNK_BYTES = 256 * 1024
 DEFAULT_PACK_BYTES = 32 * 1024 * 1024
 # Bytes of a chunk test-compressed before compressing all of it.
