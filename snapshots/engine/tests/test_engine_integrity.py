@@ -301,3 +301,19 @@ def test_the_engine_and_its_cli_import_without_django():
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_a_backup_waits_while_garbage_collection_runs_and_then_completes(repository, workspace):
+    collector = repository.acquire_lease("gc")
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(info=repository.backup(workspace)))
+
+    thread.start()
+    thread.join(timeout=1.5)
+    waited = thread.is_alive()
+    collector.release()
+    thread.join(timeout=30)
+
+    assert waited
+    assert outcome["info"].summary["files"] == 26
+    assert repository.verify(read_data=True).is_ok
