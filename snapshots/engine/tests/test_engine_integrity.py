@@ -317,3 +317,22 @@ def test_a_backup_waits_while_garbage_collection_runs_and_then_completes(reposit
     assert waited
     assert outcome["info"].summary["files"] == 26
     assert repository.verify(read_data=True).is_ok
+
+
+def test_cli_backs_up_to_and_restores_from_an_s3_url(s3_store, workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    endpoint = s3_store.client.meta.endpoint_url
+    common = ("--repo", f"s3://{s3_store.bucket}/{s3_store.prefix}", "--endpoint-url", endpoint)
+
+    init = run_cli(*common, "init", "--average-chunk-bytes", "16384")
+    backup = run_cli(*common, "backup", str(workspace))
+    restore = run_cli(*common, "restore", backup.stdout.strip(), str(tmp_path / "restored"))
+    missing_bucket = run_cli(
+        "--repo", "s3://no-such-bucket/x", "--endpoint-url", endpoint, "snapshots"
+    )
+
+    assert [init.returncode, backup.returncode, restore.returncode] == [0, 0, 0]
+    assert tree_digest(tmp_path / "restored") == tree_digest(workspace)
+    assert missing_bucket.returncode == 1
+    assert missing_bucket.stderr.startswith("error: ") and missing_bucket.stderr.count("\n") == 1
