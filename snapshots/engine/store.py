@@ -140,7 +140,7 @@ class S3Store:
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         session_token: str | None = None,
-        max_connections: int = 16,
+        max_connections: int = 40,  # 8 upload threads x 4 multipart parts, plus reads
     ):
         import boto3
         from boto3.s3.transfer import TransferConfig
