@@ -5,6 +5,9 @@
     data/<ab>/<pack>    a pack: sealed chunk blobs back to back, nothing else (tens of MiB)
     index/<pack>        the pack's index fragment, sealed: (chunk id, offset, length, raw
                         length, compression) per blob; written right after its pack
+    index/c-<id>        a combined index, sealed: the same records with their pack id; garbage
+                        collection folds every fragment into one, so opening a repository
+                        reads one object instead of one per pack
     snapshots/<id>      a snapshot manifest, sealed: the summary and the whole file tree
     locks/<kind>-<id>   plaintext JSON leases of running backups and of garbage collection
 
@@ -28,6 +31,8 @@ COMPRESSION_ZSTD = 2
 COMPRESSION_NAMES = {"none": COMPRESSION_NONE, "lz4": COMPRESSION_LZ4, "zstd": COMPRESSION_ZSTD}
 
 _INDEX_RECORD = struct.Struct("<32sQIIB")
+_COMBINED_RECORD = struct.Struct("<16s32sQIIB")  # pack ids are 16 random bytes in hex
+COMBINED_INDEX_PREFIX = "c-"
 
 
 class IndexEntry(NamedTuple):
@@ -73,6 +78,24 @@ def decode_index(pack_id: str, data: bytes) -> list[tuple[bytes, IndexEntry]]:
     return [
         (chunk_id, IndexEntry(pack_id, offset, length, raw_length, compression))
         for chunk_id, offset, length, raw_length, compression in _INDEX_RECORD.iter_unpack(data)
+    ]
+
+
+def encode_combined_index(entries: dict[bytes, IndexEntry]) -> bytes:
+    return b"".join(
+        _COMBINED_RECORD.pack(
+            bytes.fromhex(e.pack_id), chunk_id, e.offset, e.length, e.raw_length, e.compression
+        )
+        for chunk_id, e in entries.items()
+    )
+
+
+def decode_combined_index(data: bytes) -> list[tuple[bytes, IndexEntry]]:
+    return [
+        (chunk_id, IndexEntry(pack.hex(), offset, length, raw_length, compression))
+        for pack, chunk_id, offset, length, raw_length, compression in (
+            _COMBINED_RECORD.iter_unpack(data)
+        )
     ]
 
 

@@ -298,28 +298,42 @@ class Repository:
         return self._index
 
     def load_index(self) -> dict[bytes, IndexEntry]:
-        """Read every index fragment (in parallel); a fragment that fails to open is reported."""
-        keys = [item.key for item in self.store.list("index/")]
+        """Read every index object (in parallel); a damaged one is an EngineError."""
 
-        def read(key: str) -> list[tuple[bytes, IndexEntry]]:
-            pack_id = key.rsplit("/", 1)[1]
+        def read(key: str) -> list[tuple[bytes, IndexEntry]] | None:
+            name = key.rsplit("/", 1)[1]
             try:
                 sealed = self.store.get(key)
             except ObjectNotFound:
-                return []  # deleted by garbage collection after we listed it
+                return None  # folded into a combined index after we listed it
             try:
-                plain = self.keys.open(sealed, formats.index_associated_data(pack_id))
+                plain = self.keys.open(sealed, formats.index_associated_data(name))
             except BlobAuthenticationError:
-                raise EngineError(
-                    f"index fragment {key} is damaged (authentication failed)"
-                ) from None
-            return formats.decode_index(pack_id, plain)
+                raise EngineError(f"index {key} is damaged (authentication failed)") from None
+            if name.startswith(formats.COMBINED_INDEX_PREFIX):
+                return formats.decode_combined_index(plain)
+            return formats.decode_index(name, plain)
 
-        index: dict[bytes, IndexEntry] = {}
-        with ThreadPoolExecutor(self.transfer_workers) as pool:
-            for entries in pool.map(read, keys):
-                index.update(entries)
+        for _attempt in range(5):
+            keys = [item.key for item in self.store.list("index/")]
+            index: dict[bytes, IndexEntry] = {}
+            with ThreadPoolExecutor(self.transfer_workers) as pool:
+                results = list(pool.map(read, keys))
+            for entries in results:
+                index.update(entries or ())
+            # Garbage collection writes the combined index before it deletes what it replaces:
+            # after a vanished object, listing again finds its replacement.
+            if all(entries is not None for entries in results):
+                break
         return index
+
+    def write_combined_index(self, entries: dict[bytes, IndexEntry]) -> str:
+        name = formats.COMBINED_INDEX_PREFIX + secrets.token_hex(16)
+        sealed = self.keys.seal(
+            formats.encode_combined_index(entries), formats.index_associated_data(name)
+        )
+        self.store.put(f"index/{name}", sealed)
+        return f"index/{name}"
 
     def invalidate(self) -> None:
         self._index = None

@@ -231,6 +231,7 @@ def test_garbage_collection_deletes_only_packs_no_remaining_snapshot_uses(tmp_pa
     assert young.unreferenced_packs_kept > 0
     assert collected.deleted_packs > 0 and not collected.gc_deferred
     assert len(list(store.list("data/"))) == packs_before - collected.deleted_packs
+    assert [item.key[:8] for item in store.list("index/")] == ["index/c-"]
     assert repository.verify(read_data=True).is_ok
     repository.restore(new.id, tmp_path / "restored")
     assert tree_digest(tmp_path / "restored") == tree_digest(source)
