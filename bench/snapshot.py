@@ -9,7 +9,7 @@ Run:
     .venv/bin/python bench/snapshot.py [--size-gib 2] [--runs 3]
     .venv/bin/python bench/snapshot.py --size-gib 0.5 --choose-chunk-size   # 256K/1M/4M
     .venv/bin/python bench/snapshot.py --size-gib 0.5 --compare-pools       # threads/processes
-    .venv/bin/python bench/snapshot.py --size-gib 1 --profile               # py-spy
+    .venv/bin/python bench/snapshot.py --size-gib 1 --profile   # needs `pip install py-spy`
 """
 
 import argparse
