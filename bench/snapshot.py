@@ -9,7 +9,7 @@ Run:
     .venv/bin/python bench/snapshot.py [--size-gib 2] [--runs 3]
     .venv/bin/python bench/snapshot.py --size-gib 0.5 --choose-chunk-size   # 256K/1M/4M
     .venv/bin/python bench/snapshot.py --size-gib 0.5 --compare-pools       # threads/processes
-    .venv/bin/python bench/snapshot.py --size-gib 1 --profile               # py-spy
+    .venv/bin/python bench/snapshot.py --size-gib 1 --profile   # needs `pip install py-spy`
 """
 
 import argparse
@@ -185,6 +185,8 @@ def du(path: Path) -> int:
 
 
 def timed(function):
+    # Flush dirty pages first, so no phase pays for the previous one's writeback.
+    os.sync()
     started = time.perf_counter()
     result = function()
     return time.perf_counter() - started, result
@@ -218,9 +220,8 @@ def run_engine(store, workspace: Path, scratch: Path, average_chunk_bytes: int |
     first_seconds, first = timed(lambda: repository.backup(workspace))
     change(workspace)
     second_seconds, second = timed(lambda: repository.backup(workspace))
-    target = scratch / "restore-engine"
+    target = scratch / f"restore-engine-{time.monotonic_ns()}"
     restore_seconds, _ = timed(lambda: repository.restore(second.id, target))
-    shutil.rmtree(target)
     change(workspace, revert=True)
     return {
         "first": first_seconds,
@@ -251,8 +252,6 @@ def run_restic(workspace: Path, scratch: Path) -> dict:
     added_second = du(repository) - stored_first
     target = scratch / "restore-restic"
     restore_seconds, _ = timed(lambda: restic("restore", "latest", "--target", str(target)))
-    shutil.rmtree(target)
-    shutil.rmtree(repository)
     change(workspace, revert=True)
     return {
         "first": first_seconds,
@@ -263,17 +262,57 @@ def run_restic(workspace: Path, scratch: Path) -> dict:
     }
 
 
-def choose_chunk_size(workspace: Path, scratch: Path, total: int) -> None:
-    print("\naverage chunk | first backup MB/s | stored after 1 % change | chunks in index")
-    for average in (256 * 1024, MIB, 4 * MIB):
-        store = LocalStore(scratch / "repo-chunks")
-        result = run_engine(store, workspace, scratch, average)
-        chunks = len(Repository.open(store, SECRET).index)
-        print(
-            f"{average // 1024:>9} KiB | {total / result['first'] / 1e6:17.0f} | "
-            f"{result['added_second'] / MIB:16.1f} MiB | {chunks}"
+def settle(scratch: Path) -> None:
+    """Delete what earlier phases left, then let the disk settle: the root file system is
+    mounted with `discard`, and the TRIMs of a large delete slowed the next phase's writes by
+    2x (measured: a 1 GiB restore took 2.0 s, or 4.1-4.2 s right after deleting the last one)."""
+    for path in scratch.iterdir():
+        if path.name != "workspace":
+            shutil.rmtree(path, ignore_errors=True)
+    os.sync()
+    time.sleep(20)
+
+
+def run_engine_s3(workspace: Path, scratch: Path, run: int) -> dict:
+    moto, endpoint = start_moto()
+    try:
+        store = S3Store(
+            f"bench-{run}",
+            "ws",
+            endpoint_url=endpoint,
+            access_key_id="bench",
+            secret_access_key="bench",
         )
-        shutil.rmtree(scratch / "repo-chunks")
+        store.client.create_bucket(Bucket=store.bucket)
+        return run_engine(store, workspace, scratch, None)
+    finally:
+        moto.terminate()
+        moto.wait()
+
+
+def choose_chunk_size(workspace: Path, scratch: Path, total: int, runs: int) -> None:
+    print(f"\nmedian of {runs} runs per size (MB/s = workspace bytes / wall seconds)")
+    print(
+        "| average chunk | first backup | incremental | restore | stored after 1 % change "
+        "| chunks in index |"
+    )
+    print("|---|---|---|---|---|---|")
+    for average in (256 * 1024, MIB, 4 * MIB):
+        rows = []
+        for _run in range(runs):
+            settle(scratch)
+            store = LocalStore(scratch / "repo-chunks")
+            rows.append(run_engine(store, workspace, scratch, average))
+            chunks = len(Repository.open(store, SECRET).index)
+        first, second, restore = (
+            total / statistics.median(row[phase] for row in rows) / 1e6
+            for phase in ("first", "second", "restore")
+        )
+        added = statistics.median(row["added_second"] for row in rows) / MIB
+        print(
+            f"| {average // 1024} KiB | {first:.0f} MB/s | {second:.0f} MB/s | "
+            f"{restore:.0f} MB/s | {added:.1f} MiB | {chunks} |"
+        )
 
 
 def compare_pools(workspace: Path) -> None:
@@ -295,7 +334,7 @@ def compare_pools(workspace: Path) -> None:
             list(pool.map(_seal_piece, pieces[:4]))  # warm up (process start, keys)
             seconds, _ = timed(lambda: list(pool.map(_seal_piece, pieces, chunksize=4)))
         print(
-            f"2 {kind}s: hash + lz4 + AES-GCM of {size / MIB:.0f} MiB: "
+            f"2 {kind} workers: hash + lz4 + AES-GCM of {size / MIB:.0f} MiB: "
             f"{size / seconds / 1e6:.0f} MB/s"
         )
     del Keys
@@ -349,44 +388,44 @@ def profile(workspace: Path, scratch: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    buckets = Counter()
-    rules = [
-        ("chunking (fastcdc)", "fastcdc"),
-        ("hashing (hmac)", "chunk_id"),
-        ("compression (lz4)", "compress"),
-        ("encryption (AES-GCM)", "seal"),
-        ("file reads", "add_file"),
-        ("pack upload (store.put)", "_upload"),
-        ("scan tree", "scan_tree"),
+    source = (ROOT / "snapshots" / "engine" / "backup.py").read_text().splitlines()
+    read_line = next(n for n, text in enumerate(source, 1) if "handle.readinto(" in text)
+    rules = [  # (label, text in a frame), matched from the innermost frame outwards
+        ("chunking (FastCDC)", "ChunkPipeline._cut"),
+        ("hashing (keyed BLAKE3)", "_blake3_id"),
+        ("hashing (keyed BLAKE3)", "_hmac_id"),
+        ("compression (lz4, with probe)", "Repository.compress"),
+        ("encryption (AES-256-GCM)", "Keys.seal"),
+        ("pack + index write, fsync", "LocalStore.put"),
+        ("file reads", "read_bytes"),
+        ("file reads", f"add_file (snapshots/engine/backup.py:{read_line})"),
+        ("scan (lstat)", "scan_tree"),
+        ("manifest + index encoding", "json"),
+        ("pipeline bookkeeping (futures, queues)", "backup.py"),
     ]
+    idle_leaves = ("wait (threading", "_worker (concurrent", "acquire")
+    busy = Counter()
+    idle = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        thread = frames[0]
-        leaf = frames[-1]
-        label = None
-        for frame in reversed(frames):
-            for name, needle in rules:
-                if needle in frame:
-                    label = name
-                    break
-            if label:
-                break
-        if label == "file reads" and "fastcdc" not in leaf:
-            label = "file reads (syscall)" if "add_file" in leaf else "pipeline bookkeeping"
-        if label is None:
-            label = (
-                "idle (waiting)"
-                if any(word in leaf for word in ("wait", "acquire", "_worker", "get (queue"))
-                else "other"
-            )
-        buckets[
-            (thread.split(" ")[0] if "chunk" in thread or "upload" in thread else "main", label)
-        ] += int(count)
-    total = sum(buckets.values())
-    print("\nprofile of a first backup (py-spy, all threads, share of samples):")
-    for (thread, label), count in buckets.most_common(14):
-        print(f"  {100 * count / total:5.1f} %  {thread:>12}  {label}")
+        if "lease-refresh" in frames[0] or "KdfParameters" in stack:
+            continue
+        if any(needle in frames[-1] for needle in idle_leaves):
+            idle += int(count)
+            continue
+        label = next(
+            (name for frame in reversed(frames) for name, needle in rules if needle in frame),
+            "other (interpreter, imports)",
+        )
+        busy[label] += int(count)
+    total = sum(busy.values())
+    print(
+        "\nprofile of a first backup (py-spy --idle --threads, all threads; share of the "
+        f"samples where a thread was not waiting for work, {idle / (idle + total):.0%} were):"
+    )
+    for label, count in busy.most_common():
+        print(f"  {100 * count / total:5.1f} %  {label}")
     shutil.rmtree(scratch / "repo-profile")
 
 
@@ -415,7 +454,7 @@ def main() -> None:
     print(f"workspace: {total / 1e6:.0f} MB in {files} files (generated in {seconds:.0f} s)")
     try:
         if arguments.choose_chunk_size:
-            choose_chunk_size(workspace, scratch, total)
+            choose_chunk_size(workspace, scratch, total, arguments.runs)
             return
         if arguments.compare_pools:
             compare_pools(workspace)
@@ -424,27 +463,27 @@ def main() -> None:
             profile(workspace, scratch)
             return
         results = {"engine (local)": [], "restic (local)": [], "engine (moto S3)": []}
+        contenders = [
+            (
+                "engine (local)",
+                lambda run: run_engine(
+                    LocalStore(scratch / "repo-engine"), workspace, scratch, None
+                ),
+            )
+        ]
+        if not arguments.no_restic:
+            contenders.append(("restic (local)", lambda run: run_restic(workspace, scratch)))
+        if not arguments.no_s3:
+            contenders.append(
+                ("engine (moto S3)", lambda run: run_engine_s3(workspace, scratch, run))
+            )
         for run in range(arguments.runs):
-            store = LocalStore(scratch / "repo-engine")
-            results["engine (local)"].append(run_engine(store, workspace, scratch, None))
-            shutil.rmtree(scratch / "repo-engine")
-            if not arguments.no_restic:
-                results["restic (local)"].append(run_restic(workspace, scratch))
-            if not arguments.no_s3:
-                moto, endpoint = start_moto()
-                try:
-                    s3 = S3Store(
-                        f"bench-{run}",
-                        "ws",
-                        endpoint_url=endpoint,
-                        access_key_id="bench",
-                        secret_access_key="bench",
-                    )
-                    s3.client.create_bucket(Bucket=s3.bucket)
-                    results["engine (moto S3)"].append(run_engine(s3, workspace, scratch, None))
-                finally:
-                    moto.terminate()
-                    moto.wait()
+            settle(scratch)
+            # Rotate the order: whoever runs first after the deletes pays for the disk's TRIMs.
+            for name, contender in (
+                contenders[run % len(contenders) :] + contenders[: run % len(contenders)]
+            ):
+                results[name].append(contender(run))
             print(
                 f"run {run + 1}: "
                 + "; ".join(

@@ -230,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # process boundary: a file or network error, one line
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as error:
+        # S3 errors (botocore: credentials, missing bucket, endpoint down) end up here too.
+        if type(error).__module__.startswith(("botocore", "boto3")):
+            print(f"error: {error}".replace("\n", " "), file=sys.stderr)
+            return EXIT_ERROR
+        raise
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,9 @@
     data/<ab>/<pack>    a pack: sealed chunk blobs back to back, nothing else (tens of MiB)
     index/<pack>        the pack's index fragment, sealed: (chunk id, offset, length, raw
                         length, compression) per blob; written right after its pack
+    index/c-<id>        a combined index, sealed: the same records with their pack id; garbage
+                        collection folds every fragment into one, so opening a repository
+                        reads one object instead of one per pack
     snapshots/<id>      a snapshot manifest, sealed: the summary and the whole file tree
     locks/<kind>-<id>   plaintext JSON leases of running backups and of garbage collection
 
@@ -28,6 +31,8 @@ COMPRESSION_ZSTD = 2
 COMPRESSION_NAMES = {"none": COMPRESSION_NONE, "lz4": COMPRESSION_LZ4, "zstd": COMPRESSION_ZSTD}
 
 _INDEX_RECORD = struct.Struct("<32sQIIB")
+_COMBINED_RECORD = struct.Struct("<16s32sQIIB")  # pack ids are 16 random bytes in hex
+COMBINED_INDEX_PREFIX = "c-"
 
 
 class IndexEntry(NamedTuple):
@@ -76,6 +81,24 @@ def decode_index(pack_id: str, data: bytes) -> list[tuple[bytes, IndexEntry]]:
     ]
 
 
+def encode_combined_index(entries: dict[bytes, IndexEntry]) -> bytes:
+    return b"".join(
+        _COMBINED_RECORD.pack(
+            bytes.fromhex(e.pack_id), chunk_id, e.offset, e.length, e.raw_length, e.compression
+        )
+        for chunk_id, e in entries.items()
+    )
+
+
+def decode_combined_index(data: bytes) -> list[tuple[bytes, IndexEntry]]:
+    return [
+        (chunk_id, IndexEntry(pack.hex(), offset, length, raw_length, compression))
+        for pack, chunk_id, offset, length, raw_length, compression in (
+            _COMBINED_RECORD.iter_unpack(data)
+        )
+    ]
+
+
 @dataclass
 class SnapshotInfo:
     """One snapshot as listed; `summary` holds the counters of the backup that made it."""
@@ -112,11 +135,17 @@ class Manifest:
     #   {"path", "type": "file"|"dir"|"symlink", "mode", "mtime_ns", and for files
     #    "size", "inode", "chunks": [hex ids]; for symlinks "target"}
     tree: list[dict[str, Any]]
+    _tree_json: str | None = field(default=None, repr=False, compare=False)
 
     def encode(self) -> bytes:
-        document = {"version": FORMAT_VERSION, "snapshot": self.info.to_dict(), "tree": self.tree}
-        # ensure_ascii keeps undecodable file names (surrogate escapes) representable.
-        return lz4.frame.compress(json.dumps(document, separators=(",", ":")).encode())
+        # The tree is encoded once: a backup encodes the manifest again while it settles the
+        # summary's added_bytes. ensure_ascii keeps undecodable file names (surrogate escapes)
+        # representable.
+        if self._tree_json is None:
+            self._tree_json = json.dumps(self.tree, separators=(",", ":"))
+        snapshot = json.dumps(self.info.to_dict(), separators=(",", ":"))
+        document = f'{{"version":{FORMAT_VERSION},"snapshot":{snapshot},"tree":{self._tree_json}}}'
+        return lz4.frame.compress(document.encode())
 
     @classmethod
     def decode(cls, data: bytes) -> "Manifest":

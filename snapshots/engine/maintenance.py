@@ -12,9 +12,9 @@ Garbage collection rule (why a backup running at the same time loses nothing):
   defers, or the backup waits and then loads the index as the collector left it.
   3. Only packs with no chunk referenced by any remaining snapshot and older than
      `grace_seconds` are deleted (the grace covers a backup whose clock or lease misbehaves).
-     The index fragment goes first, then the pack: a crash in between leaves an orphan pack,
-     never an index entry that points nowhere. Packs that are partly referenced stay whole
-     (TODO(#5): repack them).
+     The index is rewritten first (one combined index without them), then the packs go: a
+     crash in between leaves orphan packs, never an index entry that points nowhere. Packs
+     that are partly referenced stay whole (TODO(#5): repack them).
   A lease not refreshed for `lease_timeout_seconds` is a dead process's and is ignored.
 """
 
@@ -202,26 +202,33 @@ def collect(
                 referenced.update(bytes.fromhex(chunk) for chunk in entry.get("chunks", ()))
         live_packs = {index[chunk_id].pack_id for chunk_id in referenced if chunk_id in index}
         cutoff = now.timestamp() - grace_seconds
-        fragments = {item.key.rsplit("/", 1)[1]: item for item in store.list("index/")}
-        for item in store.list("data/"):
-            pack_id = item.key.rsplit("/", 1)[1]
+        packs = {item.key.rsplit("/", 1)[1]: item for item in store.list("data/")}
+        index_objects = list(store.list("index/"))
+        doomed = {}
+        for pack_id, item in packs.items():
             if pack_id in live_packs:
                 continue
-            fragment = fragments.get(pack_id)
-            newest = max(item.modified_at, fragment.modified_at if fragment else 0)
-            if newest > cutoff:
+            if item.modified_at > cutoff:
                 result.unreferenced_packs_kept += 1
                 continue
-            if fragment is not None:
-                store.delete(fragment.key)
+            doomed[pack_id] = item
+        remaining = {
+            chunk_id: entry
+            for chunk_id, entry in index.items()
+            if entry.pack_id in packs and entry.pack_id not in doomed
+        }
+        # One combined index replaces every index object, written before they go: a reader
+        # listing in between sees entries twice, never none. Then the doomed packs go: a crash
+        # before that leaves packs no index names, which the next collection deletes.
+        if doomed or len(index_objects) > 1:
+            new_key = repository.write_combined_index(remaining)
+            for item in index_objects:
+                if item.key != new_key:
+                    store.delete(item.key)
+        for item in doomed.values():
             store.delete(item.key)
             result.deleted_packs += 1
-            result.deleted_bytes += item.size + (fragment.size if fragment else 0)
-        # Fragments whose pack is gone already (a crash between the two deletes above).
-        pack_ids = {item.key.rsplit("/", 1)[1] for item in store.list("data/")}
-        for pack_id, fragment in fragments.items():
-            if pack_id not in pack_ids and store.exists(fragment.key):
-                store.delete(fragment.key)
+            result.deleted_bytes += item.size
         # Leases of dead processes only block future collections.
         stale_before = time.time() - repository.lease_timeout_seconds
         for item in store.list("locks/"):

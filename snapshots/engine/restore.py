@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from snapshots.engine import formats
+from snapshots.engine.backup import tune_allocator
 from snapshots.engine.crypto import BlobAuthenticationError
 from snapshots.engine.exceptions import DamagedData, EngineError, ObjectNotFound
 from snapshots.engine.repository import ProgressCallback, ProgressMeter, Repository
 
-# Ranges of one pack closer than this are fetched with one request.
+# Ranges of one pack closer than this are fetched with one request, up to a request's maximum:
+# buffers under glibc's (raised) mmap threshold are reused instead of faulted in afresh.
 _COALESCE_GAP_BYTES = 1024 * 1024
+_REQUEST_MAX_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -67,6 +70,7 @@ def run_restore(
     paths: list[str] | None,
     progress: ProgressCallback | None,
 ) -> RestoreResult:
+    tune_allocator()
     manifest = repository.manifest(snapshot_id)
     entries = select_entries(manifest.tree, paths)
     index = repository.index
@@ -97,14 +101,9 @@ def run_restore(
                 placements[chunk_id].append((number, offset))
                 offset += stored.raw_length
 
-    def create(number: int) -> None:
-        with open(temp_paths[number], "wb") as handle:
-            handle.truncate(files[number]["size"])
-
-    # File creation and renames are metadata round trips to the file system: run them in
-    # parallel (the GIL is released) instead of one after another.
+    # Pack workers create the temp files as they write into them (pwrite past the end extends
+    # a file); renames are metadata round trips to the file system, run in parallel too.
     pool = ThreadPoolExecutor(repository.transfer_workers, thread_name_prefix="restore")
-    list(pool.map(create, range(len(files))))
     by_pack: dict[str, list[bytes]] = defaultdict(list)
     for chunk_id in placements:
         by_pack[index[chunk_id].pack_id].append(chunk_id)
@@ -115,6 +114,14 @@ def run_restore(
     lock = threading.Lock()
 
     def restore_pack(pack_id: str) -> int:
+        descriptors: dict[int, int] = {}
+        try:
+            return restore_pack_into(pack_id, descriptors)
+        finally:
+            for descriptor in descriptors.values():
+                os.close(descriptor)
+
+    def restore_pack_into(pack_id: str, descriptors: dict[int, int]) -> int:
         chunk_ids = sorted(by_pack[pack_id], key=lambda chunk_id: index[chunk_id].offset)
         downloaded = 0
         ranges: list[list[bytes]] = []
@@ -122,7 +129,10 @@ def run_restore(
             entry = index[chunk_id]
             if ranges:
                 last = index[ranges[-1][-1]]
-                if entry.offset - (last.offset + last.length) <= _COALESCE_GAP_BYTES:
+                first = index[ranges[-1][0]]
+                gap = entry.offset - (last.offset + last.length)
+                size = entry.offset + entry.length - first.offset
+                if gap <= _COALESCE_GAP_BYTES and size <= _REQUEST_MAX_BYTES:
                     ranges[-1].append(chunk_id)
                     continue
             ranges.append([chunk_id])
@@ -147,11 +157,11 @@ def run_restore(
                             failed[number] = f"pack {pack_id}: {error}"
                     continue
                 for number, offset in placements[chunk_id]:
-                    descriptor = os.open(temp_paths[number], os.O_WRONLY)
-                    try:
-                        os.pwrite(descriptor, plain, offset)
-                    finally:
-                        os.close(descriptor)
+                    descriptor = descriptors.get(number)
+                    if descriptor is None:
+                        descriptor = os.open(temp_paths[number], os.O_WRONLY | os.O_CREAT, 0o600)
+                        descriptors[number] = descriptor
+                    os.pwrite(descriptor, plain, offset)
                 meter.add(bytes_done=len(plain) * len(placements[chunk_id]))
         return downloaded
 
@@ -160,6 +170,8 @@ def run_restore(
         if number in failed:
             temp.unlink(missing_ok=True)
             return
+        if entry["size"] == 0:
+            temp.touch()
         os.chmod(temp, entry["mode"])
         os.utime(temp, ns=(entry["mtime_ns"], entry["mtime_ns"]))
         os.replace(temp, _check_inside(target, entry["path"]))

@@ -23,10 +23,19 @@ class StoredObject:
     modified_at: float  # unix seconds, as the store reports it
 
 
+# What `put` takes: bytes, or a list of byte strings stored back to back (a pack's blobs, so
+# that a 32 MiB pack is never copied into one buffer just to be written).
+Data = bytes | bytearray | memoryview | list[bytes]
+
+
+def _joined(data: Data) -> bytes | bytearray | memoryview:
+    return b"".join(data) if isinstance(data, list) else data
+
+
 class Store(Protocol):
     """The six operations the engine needs from a store."""
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: Data) -> None: ...
 
     def get(self, key: str) -> bytes: ...
 
@@ -56,7 +65,7 @@ class LocalStore:
             raise EngineError(f"invalid object key {key!r}")
         return self.root / key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Data) -> None:
         """Write atomically: a crash leaves the old object or none, never half of one."""
         path = self._path(key)
         if path.parent not in self._made_dirs:
@@ -66,7 +75,10 @@ class LocalStore:
         fd, temp_name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                if isinstance(data, list):
+                    handle.writelines(data)
+                else:
+                    handle.write(data)
                 if self.fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
@@ -128,7 +140,7 @@ class S3Store:
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         session_token: str | None = None,
-        max_connections: int = 16,
+        max_connections: int = 40,  # 8 upload threads x 4 multipart parts, plus reads
     ):
         import boto3
         from boto3.s3.transfer import TransferConfig
@@ -160,9 +172,10 @@ class S3Store:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Data) -> None:
         import io
 
+        data = _joined(data)
         if len(data) >= self.multipart_threshold_bytes:
             self.client.upload_fileobj(
                 io.BytesIO(data), self.bucket, self._key(key), Config=self.transfer_config

@@ -231,6 +231,7 @@ def test_garbage_collection_deletes_only_packs_no_remaining_snapshot_uses(tmp_pa
     assert young.unreferenced_packs_kept > 0
     assert collected.deleted_packs > 0 and not collected.gc_deferred
     assert len(list(store.list("data/"))) == packs_before - collected.deleted_packs
+    assert [item.key[:8] for item in store.list("index/")] == ["index/c-"]
     assert repository.verify(read_data=True).is_ok
     repository.restore(new.id, tmp_path / "restored")
     assert tree_digest(tmp_path / "restored") == tree_digest(source)
@@ -283,3 +284,56 @@ def test_prune_with_explicit_backup_times_keeps_one_per_day(repository, workspac
 
     assert result.forgotten == [infos[0].id]
     assert [info.id for info in repository.snapshots()] == [infos[1].id, infos[2].id]
+
+
+def test_the_engine_and_its_cli_import_without_django():
+    probe = (
+        "import sys, snapshots.engine, snapshots.engine.cli, snapshots.engine.store;"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'django'))"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env={key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"},
+    )
+
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_backup_waits_while_garbage_collection_runs_and_then_completes(repository, workspace):
+    collector = repository.acquire_lease("gc")
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(info=repository.backup(workspace)))
+
+    thread.start()
+    thread.join(timeout=1.5)
+    waited = thread.is_alive()
+    collector.release()
+    thread.join(timeout=30)
+
+    assert waited
+    assert outcome["info"].summary["files"] == 26
+    assert repository.verify(read_data=True).is_ok
+
+
+def test_cli_backs_up_to_and_restores_from_an_s3_url(s3_store, workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    endpoint = s3_store.client.meta.endpoint_url
+    common = ("--repo", f"s3://{s3_store.bucket}/{s3_store.prefix}", "--endpoint-url", endpoint)
+
+    init = run_cli(*common, "init", "--average-chunk-bytes", "16384")
+    backup = run_cli(*common, "backup", str(workspace))
+    restore = run_cli(*common, "restore", backup.stdout.strip(), str(tmp_path / "restored"))
+    missing_bucket = run_cli(
+        "--repo", "s3://no-such-bucket/x", "--endpoint-url", endpoint, "snapshots"
+    )
+
+    assert [init.returncode, backup.returncode, restore.returncode] == [0, 0, 0]
+    assert tree_digest(tmp_path / "restored") == tree_digest(workspace)
+    assert missing_bucket.returncode == 1
+    assert missing_bucket.stderr.startswith("error: ") and missing_bucket.stderr.count("\n") == 1
