@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from instances import commands as agent_commands
 from instances import standby, tasks_queue
@@ -67,7 +68,14 @@ def agent_booted(instance_id: str) -> str:
         if not pending.exists():
             from instances.services import queue_command
 
-            queue_command(instance, RESTORE_LATEST, {"snapshot_id": instance.restore_snapshot_id})
+            queue_command(
+                instance,
+                RESTORE_LATEST,
+                {
+                    "snapshot_id": instance.restore_snapshot_id,
+                    "instance_tag": f"instance:{instance.pk}",
+                },
+            )
         return instance.status
 
 
@@ -84,15 +92,35 @@ def restore_finished(command: AgentCommand, ok: bool, detail: str, result: dict)
             actor="agent",
         )
         return
+    failover = Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS)
+    failover = failover.select_for_update().first()
+    if failover is not None:
+        measured_rpo(failover, result)
+    restored = str(result.get("snapshot_id") or instance.restore_snapshot_id)
     transition(
         instance,
         Status.RUNNING,
-        reason=f"workspace restored from sync {instance.restore_snapshot_id[:12]}",
+        reason=f"workspace restored from sync {restored[:12]}",
         actor="agent",
         needs_restore=False,
         is_on_standby=False,
+        # The workspace is that sync, as of now: nothing since is at risk yet.
+        last_sync_at=timezone.now(),
+        last_sync_snapshot_id=restored[:64],
     )
     _serving_again(instance)
+
+
+def measured_rpo(failover: Failover, result: dict) -> None:
+    """The sync a machine actually restored may be newer than the one the API knew of at the
+    interruption (its report was still on its way): the RPO is the age of that sync."""
+    taken = parse_datetime(str(result.get("snapshot_time") or ""))
+    if taken is None or (failover.last_sync_at and taken <= failover.last_sync_at):
+        return
+    failover.last_sync_at = taken
+    failover.restored_snapshot_id = str(result.get("snapshot_id", ""))[:64]
+    failover.rpo_seconds = max(0.0, round((failover.interrupted_at - taken).total_seconds(), 3))
+    failover.save(update_fields=["last_sync_at", "restored_snapshot_id", "rpo_seconds"])
 
 
 def _serving_again(instance: Instance) -> None:

@@ -250,6 +250,9 @@ def promoted(command: AgentCommand, ok: bool, detail: str, result: dict) -> None
     failover = Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS)
     failover = failover.select_for_update().first()
     if failover is not None:
+        from instances.recovery import measured_rpo
+
+        measured_rpo(failover, result)
         failover.standby_serving_at = now
         failover.rto_standby_seconds = round((now - failover.interrupted_at).total_seconds(), 3)
         failover.save(update_fields=["standby_serving_at", "rto_standby_seconds"])
@@ -296,6 +299,7 @@ def demoted(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
     standby.status = Standby.Status.FOLLOWING
     standby.save(update_fields=["status"])
     if instance.status == Status.RECOVERING and instance.provider_id and instance.needs_restore:
+        # The standby's final sync exactly (no instance_tag: not "the newest").
         queue_command(instance, RESTORE_LATEST, {"snapshot_id": instance.restore_snapshot_id})
 
 

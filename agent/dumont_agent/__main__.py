@@ -185,8 +185,16 @@ class Agent:
                 failures += 1
                 wait = self._backoff(failures)
                 logger.warning("heartbeat failed (%s); retrying in %.1f s", error, wait)
-            self.stop.wait(wait)
+            self._sleep(wait)
         return 0
+
+    def _sleep(self, seconds: float) -> None:
+        """Until the next beat: `seconds`, or sooner when a sync has news for the API."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if self.sync.reported.wait(min(left, 0.5)):
+                self.sync.reported.clear()
+                return
 
     def _backoff(self, failures: int) -> float:
         base = min(MAX_BACKOFF_SECONDS, self.config.heartbeat_seconds * 2 ** min(failures, 10))

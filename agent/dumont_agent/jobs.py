@@ -154,11 +154,23 @@ class Jobs:
         return {"snapshot_id": info["id"], "summary": info.get("summary", {})}
 
     def _restore(self, args: dict, on_progress) -> dict:
+        """Restore `snapshot_id`; with an `instance_tag` (restore_latest), the instance's newest
+        sync in the repository instead, which may be newer than the API last heard of."""
         self.workspace.mkdir(parents=True, exist_ok=True)
-        result = self.engine.run(
-            ["restore", str(args["snapshot_id"]), str(self.workspace)], args, on_progress
-        )
-        return {"files": result.get("files", 0), "bytes": result.get("bytes", 0)}
+        snapshot_id, snapshot_time = str(args.get("snapshot_id", "")), ""
+        if args.get("instance_tag"):
+            newest = newest_sync(self.engine, args)
+            if newest is not None:
+                snapshot_id, snapshot_time = newest["id"], newest["time"]
+        if not snapshot_id:
+            raise JobFailed("no snapshot to restore")
+        result = self.engine.run(["restore", snapshot_id, str(self.workspace)], args, on_progress)
+        return {
+            "snapshot_id": snapshot_id,
+            "snapshot_time": snapshot_time,
+            "files": result.get("files", 0),
+            "bytes": result.get("bytes", 0),
+        }
 
     def _final_sync(self, args: dict, on_progress) -> dict:
         if self.sync is None or not self.sync.is_configured:
@@ -179,6 +191,14 @@ class Jobs:
                 self.results.pop(result["id"], None)
 
 
+def newest_sync(engine: "Engine", args: dict) -> dict | None:
+    """The newest snapshot tagged `sync` and the args' instance tag: {"id", "time", ...}."""
+    listed = engine.run(["snapshots"], args, on_progress=lambda report: None)
+    wanted = {"sync", args.get("instance_tag", "")}
+    matching = [info for info in listed if wanted <= set(info.get("tags", []))]
+    return max(matching, key=lambda info: info["time"]) if matching else None
+
+
 def _progress_fields(report: dict) -> dict:
     fields = ("phase", "bytes_done", "bytes_total", "files_done", "files_total", "eta_seconds")
     return {name: report[name] for name in fields if name in report}
@@ -196,6 +216,9 @@ class Sync:
         self.engine = engine
         self.workspace = workspace
         self.state_file = state_dir / SYNC_STATE_FILE
+        # Set after each sync: the agent beats at once, so the API learns of it (the RPO it
+        # measures is the age of the newest sync it knows) without waiting a whole interval.
+        self.reported = threading.Event()
         self.jobs = jobs
         self.lock = threading.Lock()
         self.running = threading.Lock()
@@ -262,9 +285,17 @@ class Sync:
         fingerprint = tree_fingerprint(self.workspace)
         with self.lock:
             if fingerprint == self.fingerprint and self.last_snapshot_id:
-                # Nothing changed: the last sync is still the workspace, as of now.
+                # Nothing changed: the last sync is still the whole workspace, as of now. Say so
+                # (the API's last_sync_at, hence the RPO, is "verified current at").
                 self.last_success_monotonic = started
-                return {"snapshot_id": self.last_snapshot_id, "synced_at": started_at.isoformat()}
+                self.report = {
+                    "snapshot_id": self.last_snapshot_id,
+                    "synced_at": started_at.isoformat(),
+                    "duration_seconds": round(time.monotonic() - started, 3),
+                    "added_bytes": 0,
+                }
+                self.reported.set()
+                return dict(self.report)
         tags = [argument for tag in args.get("tags", []) for argument in ("--tag", tag)]
         try:
             info = self.engine.run(
@@ -284,6 +315,7 @@ class Sync:
                 "duration_seconds": round(time.monotonic() - started, 3),
                 "added_bytes": int(info.get("summary", {}).get("added_bytes", 0)),
             }
+            self.reported.set()
             return dict(self.report)
 
     def _lag(self) -> float | None:
@@ -308,10 +340,9 @@ class Sync:
 
     def delivered(self, report: dict) -> None:
         with self.lock:
-            if (
-                self.report is not None
-                and self.report.get("snapshot_id") == report.get("snapshot_id")
-                and self.report.get("error") == report.get("error")
+            if self.report is not None and all(
+                self.report.get(key) == report.get(key)
+                for key in ("snapshot_id", "synced_at", "error")
             ):
                 self.report = None
 
@@ -337,6 +368,7 @@ class Follow:
         self.args: dict | None = None
         self.is_serving = False
         self.restored_id = ""
+        self.restored_time = ""  # when the sync now here was taken
         self.report: dict | None = None
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
@@ -373,19 +405,15 @@ class Follow:
                     logger.warning("follow failed: %s", error)
             self.wake.wait(interval)
 
-    def newest_sync(self, args: dict) -> str:
-        """The id of the instance's newest sync in the repository ("" if none)."""
-        listed = self.engine.run(["snapshots"], args, on_progress=lambda report: None)
-        wanted = {"sync", args.get("instance_tag", "")}
-        matching = [info for info in listed if wanted <= set(info.get("tags", []))]
-        return max(matching, key=lambda info: info["time"])["id"] if matching else ""
-
     def step(self) -> str:
         """Restore the newest sync if it is not the one here; returns the id now here."""
         with self.step_lock:
             with self.lock:
                 args = dict(self.args or {})
-            newest = self.newest_sync(args)
+            found = newest_sync(self.engine, args)
+            newest = found["id"] if found else ""
+            if found:
+                self.restored_time = found["time"]
             if not newest or newest == self.restored_id:
                 return self.restored_id
             fresh = self.workspace.with_name(self.workspace.name + ".next")
@@ -410,10 +438,9 @@ class Follow:
         snapshot_id = self.step()
         with self.lock:
             self.is_serving = True
-        self.sync.configure(
-            {**args, "interval_seconds": (self.args or {}).get("interval_seconds", 10)}
-        )
-        return {"snapshot_id": snapshot_id}
+        interval = (self.args or {}).get("interval_seconds", 10)
+        self.sync.configure({**args, "interval_seconds": interval})
+        return {"snapshot_id": snapshot_id, "snapshot_time": self.restored_time}
 
     def demote(self) -> dict:
         """A final sync of what users did here (the new GPU restores it); follow again."""

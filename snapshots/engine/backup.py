@@ -27,7 +27,6 @@ from typing import Any
 from fastcdc import fastcdc
 
 from snapshots.engine import formats
-from snapshots.engine.crypto import OVERHEAD_BYTES
 from snapshots.engine.exceptions import EngineError, SnapshotNotFound
 from snapshots.engine.formats import IndexEntry, Manifest, SnapshotInfo
 from snapshots.engine.repository import ProgressCallback, ProgressMeter, Repository, utc_now
@@ -389,15 +388,11 @@ def run_backup(
         }
         manifest = Manifest(info, tree)
         info.summary["duration_seconds"] = round(time.monotonic() - started, 3)
-        # added_bytes includes the manifest, whose size depends on added_bytes: iterate to the
-        # fixed point (the encoding is deterministic; one or two rounds).
-        info.summary["added_bytes"] = pipeline.uploaded_bytes
-        for _round in range(5):
-            total = pipeline.uploaded_bytes + len(manifest.encode()) + OVERHEAD_BYTES
-            if info.summary["added_bytes"] == total:
-                break
-            info.summary["added_bytes"] = total
-        repository.write_manifest(manifest)
+        # added_bytes = packs + index fragments + this manifest. The manifest cannot hold its
+        # own size (compressed, it changes with the number), so it is added once written: the
+        # stored summary has uploaded_bytes, the returned one both.
+        written = repository.write_manifest(manifest)
+        info.summary["added_bytes"] = pipeline.uploaded_bytes + written
         repository.invalidate()
         return info
     finally:

@@ -114,7 +114,7 @@ class SnapshotInfo:
     @property
     def added_bytes(self) -> int:
         """What the repository grew by (packs, index fragments, manifest): the billable part."""
-        return int(self.summary.get("added_bytes", 0))
+        return int(self.summary.get("added_bytes", self.summary.get("uploaded_bytes", 0)))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,182 @@
+"""Failover on the simulated market, as `make run` serves it: RTO to the standby, RTO to a new
+GPU, and RPO, over many injected interruptions.
+
+Starts `manage.py launch` on a fresh $DUMONT_HOME (embedded SQLite + Redis, the simulator booting
+machines in `--provision-delay` seconds, agents syncing every `--sync-seconds`), turns
+auto-hibernation off for the demo tenant, creates `--instances` GPUs (each gets its CPU standby:
+the demo tenant is on the Pro trial) and writes a file in each workspace. Then each instance, in
+its own thread, is interrupted `--rounds` times through POST /simulate-interruption at a random
+moment, and the bench waits until its failover is completed and its standby follows again. The
+figures are the API's own measurements (GET /api/instances/{id}/failovers).
+Run:
+    .venv/bin/python bench/failover.py [--instances 4] [--rounds 50]
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from embedded_startup import EMBEDDED_VARIABLES, ROOT, free_port, status_of
+
+
+def call(base: str, token: str, path: str, body: dict | None = None, method: str = "GET"):
+    request = urllib.request.Request(
+        base + path, data=json.dumps(body).encode() if body is not None else None, method=method
+    )
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(what)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def drive(base, token, sim, instance_id, rounds, results, errors):
+    rng = random.Random(instance_id)
+    for _ in range(rounds):
+        try:
+            wait_for(
+                lambda: (
+                    (i := call(base, token, f"/api/instances/{instance_id}"))["status"] == "running"
+                    and (i["standby"] or {}).get("status") == "following"
+                    and i["last_sync_at"]
+                ),
+                120,
+                "running with a following standby",
+            )
+            time.sleep(rng.uniform(0, 3))  # interrupt at a random moment between syncs
+            before = len(call(base, token, f"/api/instances/{instance_id}/failovers")["results"])
+            call(base, token, f"/api/instances/{instance_id}/simulate-interruption", {}, "POST")
+            failover = wait_for(
+                lambda before=before: (
+                    (found := call(base, token, f"/api/instances/{instance_id}/failovers"))["count"]
+                    > before
+                    and found["results"][0]["status"] == "completed"
+                    and found["results"][0]
+                ),
+                180,
+                "the failover to complete",
+            )
+            results.append(failover)
+        except Exception as error:  # record and go on: the figures say how many completed
+            errors.append(f"{instance_id}: {error}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--instances", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--provision-delay", type=float, default=3.0)
+    parser.add_argument("--sync-seconds", type=float, default=2.0)
+    arguments = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="dumont-failover-"))
+    port, sim_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {key: value for key, value in os.environ.items() if key not in EMBEDDED_VARIABLES}
+    env.update(
+        DUMONT_HOME=str(home),
+        LOG_LEVEL="WARNING",
+        SNAPSHOT_SYNC_INTERVAL_SECONDS=str(arguments.sync_seconds),
+        RECONCILE_INTERVAL_SECONDS="5",
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "launch",
+            "--port",
+            str(port),
+            "--sim-port",
+            str(sim_port),
+            "--provision-delay",
+            str(arguments.provision_delay),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: status_of(f"{base}/api/health") == 200, 120, "health")
+        token = json.loads((home / "demo.json").read_text())["token"]
+        call(base, token, "/api/settings/standby", {"auto_hibernate": False}, "PATCH")
+        ids = []
+        for _ in range(arguments.instances):
+            created = call(
+                base, token, "/api/instances", {"gpu": "RTX 4090", "max_price": 2.0}, "POST"
+            )
+            ids.append(created["id"])
+        sim = f"http://127.0.0.1:{sim_port}"
+        for instance_id in ids:
+            running = wait_for(
+                lambda i=instance_id: (
+                    (d := call(base, token, f"/api/instances/{i}"))["status"] == "running" and d
+                ),
+                120,
+                "running",
+            )
+            with urllib.request.urlopen(f"{sim}/v1/machines/{running['provider_id']}") as reply:
+                folder = Path(json.loads(reply.read())["folder"])
+            (folder / "workspace" / "model.bin").write_bytes(os.urandom(2**20))
+        results: list[dict] = []
+        errors: list[str] = []
+        threads = [
+            threading.Thread(
+                target=drive, args=(base, token, sim, i, arguments.rounds, results, errors)
+            )
+            for i in ids
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        process.send_signal(2)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    print(f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"{len(results)} failovers completed, {len(errors)} not "
+        f"({arguments.instances} instances x {arguments.rounds} rounds, "
+        f"sync every {arguments.sync_seconds:g} s, boot {arguments.provision_delay:g} s)"
+    )
+    for line in errors[:10]:
+        print("  not completed:", line)
+    for name in ("rto_standby_seconds", "rto_gpu_seconds", "rpo_seconds"):
+        values = [r[name] for r in results if r[name] is not None]
+        if values:
+            p50, p99 = statistics.median(values), percentile(values, 0.99)
+            print(f"{name:22} p50 {p50:7.2f}  p99 {p99:7.2f}  max {max(values):7.2f}", end="")
+            print(f"  (n={len(values)})")
+    served = sum(1 for r in results if r["rto_standby_seconds"] is not None)
+    print(f"served by the standby first: {served} of {len(results)}")
+
+
+if __name__ == "__main__":
+    main()
