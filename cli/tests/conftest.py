@@ -14,6 +14,9 @@ from dumont_client.cli import app
 # The API, a Celery worker and the simulated market, for instances that must reach `running`.
 from instances.tests.conftest import platform  # noqa: F401
 
+# The platform with a snapshot store of the test's own, for the snapshot commands.
+from snapshots.tests.conftest import snapshot_platform, snapshot_store  # noqa: F401
+
 # Imported market history, for the spot commands.
 from spot.tests.conftest import history_csv, market  # noqa: F401
 
