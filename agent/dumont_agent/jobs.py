@@ -204,7 +204,44 @@ def _progress_fields(report: dict) -> dict:
     return {name: report[name] for name in fields if name in report}
 
 
-class Sync:
+class Loop:
+    """A background loop whose settings (a repository secret among them) are kept in a 0600
+    file beside the agent's config, so an agent restarted on the same machine resumes it."""
+
+    state_file: Path
+    lock: threading.Lock
+    wake: threading.Event
+    thread: threading.Thread | None
+    args: dict | None
+
+    def configure(self, args: dict, *, save: bool = True) -> str:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def _resume(self) -> None:
+        if self.state_file.exists():
+            try:
+                self.configure(json.loads(self.state_file.read_text()), save=False)
+            except (OSError, ValueError) as error:
+                logger.warning("ignoring %s: %s", self.state_file, error)
+
+    def _keep(self, args: dict, *, save: bool) -> None:
+        with self.lock:
+            self.args = dict(args)
+        if save:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(args, handle)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, daemon=True)
+            self.thread.start()
+        self.wake.set()
+
+
+class Sync(Loop):
     """Continuous sync: an incremental snapshot of the workspace every few seconds.
 
     The settings (including the repository secret) are kept in a 0600 file beside the agent's
@@ -230,24 +267,10 @@ class Sync:
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
-        if self.state_file.exists():
-            try:
-                self.configure(json.loads(self.state_file.read_text()), save=False)
-            except (OSError, ValueError) as error:
-                logger.warning("ignoring %s: %s", self.state_file, error)
+        self._resume()
 
     def configure(self, args: dict, *, save: bool = True) -> str:
-        with self.lock:
-            self.args = dict(args)
-        if save:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                json.dump(args, handle)
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._loop, daemon=True)
-            self.thread.start()
-        self.wake.set()
+        self._keep(args, save=save)
         return f"syncing {self.workspace} every {self.interval_seconds:g} s"
 
     @property
@@ -347,7 +370,7 @@ class Sync:
                 self.report = None
 
 
-class Follow:
+class Follow(Loop):
     """A standby's agent: keep the workspace at the instance's newest sync, serve on demand.
 
     Following restores each new sync into a fresh folder and swaps it in, so files deleted on
@@ -372,24 +395,10 @@ class Follow:
         self.report: dict | None = None
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
-        if self.state_file.exists():
-            try:
-                self.configure(json.loads(self.state_file.read_text()), save=False)
-            except (OSError, ValueError) as error:
-                logger.warning("ignoring %s: %s", self.state_file, error)
+        self._resume()
 
     def configure(self, args: dict, *, save: bool = True) -> str:
-        with self.lock:
-            self.args = dict(args)
-        if save:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                json.dump(args, handle)
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._loop, daemon=True)
-            self.thread.start()
-        self.wake.set()
+        self._keep(args, save=save)
         return f"following {args.get('instance_tag', '?')}"
 
     def _loop(self) -> None:
