@@ -259,7 +259,7 @@ def hibernate(
     wait: Annotated[bool, typer.Option(help="Wait until it is hibernated.")] = False,
     timeout: WaitTimeoutOption = 600,
 ) -> None:
-    """Stop the machine and the bill; the disk is kept."""
+    """Stop the GPU and its bill; the workspace is kept (a final sync)."""
     with _client(ctx) as client:
         instance = client.instances.hibernate(instance_id)
         if wait:
