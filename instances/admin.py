@@ -7,7 +7,7 @@ from accounts.models import AuditLog
 from accounts.services import record_audit
 from instances import services
 from instances.exceptions import InvalidTransition
-from instances.models import AgentCommand, Instance, InstanceEvent
+from instances.models import AgentCommand, Failover, Instance, InstanceEvent, Standby
 
 
 class InstanceEventInline(admin.TabularInline):
@@ -17,6 +17,40 @@ class InstanceEventInline(admin.TabularInline):
     fields = ["created_at", "from_status", "to_status", "reason", "actor"]
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class FailoverInline(admin.TabularInline):
+    """Each interruption with what it cost: RPO and the two RTOs (measured)."""
+
+    model = Failover
+    extra = 0
+    can_delete = False
+    fields = [
+        "interrupted_at",
+        "status",
+        "reason",
+        "rpo_seconds",
+        "rto_standby_seconds",
+        "rto_gpu_seconds",
+        "failed_region",
+        "new_region",
+    ]
+    readonly_fields = fields
+    ordering = ["-interrupted_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class StandbyInline(admin.TabularInline):
+    model = Standby
+    extra = 0
+    can_delete = False
+    fields = ["status", "region", "provider", "provider_id", "last_heartbeat_at", "followed_at"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -89,7 +123,7 @@ class InstanceAdmin(admin.ModelAdmin):
     list_filter = ["status", "gpu", "region", "provider", "tenant"]
     search_fields = ["id", "name", "provider_id", "tenant__name"]
     list_select_related = ["tenant"]
-    inlines = [InstanceEventInline]
+    inlines = [InstanceEventInline, FailoverInline, StandbyInline]
     actions = [force_stop, retry_provision, mark_error]
     # Status moves only through the actions (the one transition function), never a form field.
     readonly_fields = [f.name for f in Instance._meta.fields if f.name != "agent_token_hash"]

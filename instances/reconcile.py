@@ -87,6 +87,14 @@ def _unstick(report: ReconcileReport) -> None:
     stuck = Instance.objects.filter(
         status__in=TRANSITIONAL, status_changed_at__lt=retry_before
     ).only("id", "status", "status_changed_at")
+    # on_standby can last as long as the market has no GPU: users are served meanwhile, so it
+    # only gets its recover step again, never `error`.
+    waiting = Instance.objects.filter(
+        status=Status.ON_STANDBY, status_changed_at__lt=retry_before
+    ).values_list("id", flat=True)
+    for instance_id in waiting:
+        tasks_queue.send("recover", instance_id)
+        report.resent.append(instance_id)
     for instance in stuck.iterator():
         if instance.status_changed_at < give_up_before:
             minutes = round((now - instance.status_changed_at).total_seconds() / 60, 1)

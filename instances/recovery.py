@@ -97,10 +97,19 @@ def restore_finished(command: AgentCommand, ok: bool, detail: str, result: dict)
     if failover is not None:
         measured_rpo(failover, result)
     restored = str(result.get("snapshot_id") or instance.restore_snapshot_id)
+    reason = f"workspace restored from sync {restored[:12]}"
+    if failover is not None:
+        back = (timezone.now() - failover.interrupted_at).total_seconds()
+        served = failover.rto_standby_seconds
+        reason += f"; GPU back {back:.1f} s after the interruption"
+        if served is not None:
+            reason += f" (standby served after {served:.1f} s)"
+        if failover.rpo_seconds is not None:
+            reason += f"; RPO {failover.rpo_seconds:.1f} s"
     transition(
         instance,
         Status.RUNNING,
-        reason=f"workspace restored from sync {restored[:12]}",
+        reason=reason,
         actor="agent",
         needs_restore=False,
         is_on_standby=False,

@@ -8,7 +8,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from instances import services, tasks
+from instances import recovery, services, tasks
 from instances.models import Instance
 from instances.reconcile import reconcile_all
 from instances.tests.factories import InstanceFactory
@@ -161,3 +161,23 @@ def test_a_provider_that_refuses_for_good_puts_the_instance_in_error(simulator):
     instance.refresh_from_db()
     assert instance.status == Status.ERROR
     assert "no offer" in instance.status_reason
+
+
+@pytest.mark.django_db
+def test_a_failover_left_half_done_by_a_dead_worker_is_resumed(simulator, settings):
+    settings.INSTANCE_STEP_RETRY_SECONDS = 60
+    instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
+    services.provision(instance.pk)
+    Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING)
+    simulator.post(f"/v1/machines/{Instance.objects.get(pk=instance.pk).provider_id}/interrupt")
+    reconcile_all()  # → failing_over; the recover task it queued is lost with its worker
+    later = timezone.now() + timedelta(seconds=61)
+
+    with time_machine.travel(later, tick=False):
+        report = reconcile_all()
+    recovery.recover(instance.pk)  # what the resent task runs
+
+    assert instance.pk in report.resent
+    instance.refresh_from_db()
+    assert instance.status == Status.RECOVERING and instance.provider_id
+    assert instance.failovers.get().failed_provider_id != instance.provider_id
