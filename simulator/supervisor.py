@@ -43,7 +43,10 @@ class Supervisor:
         self.provision_delay = provision_delay
         self.hazard_scale = hazard_scale
         self.processes: dict[str, subprocess.Popen] = {}
-        self.lock = threading.RLock()
+        # The store's lock, not one of our own: the HTTP handlers take the store's lock and then
+        # call us, and the ticker takes ours and then calls the store; two locks taken in both
+        # orders deadlocked the simulator under concurrent interruptions (bench/failover.py).
+        self.lock = store.lock
         self.stopping = threading.Event()
         self.random = random.Random()
 
