@@ -58,17 +58,21 @@ INSTALLED_APPS = [
     "billing",
     "instances",
     "snapshots",
+    "django_htmx",
+    "portal",  # the web portal sits on top of every other app (issue [G])
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "dumont.urls"
@@ -273,7 +277,13 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The portal speaks English and Brazilian Portuguese; LocaleMiddleware picks from the session's
+# choice (the language switcher), then Accept-Language.
+LANGUAGES = [("en", "English"), ("pt-br", "Português (Brasil)")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

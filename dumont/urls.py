@@ -19,9 +19,12 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("portal.urls")),
 ]
 
-handler400 = "dumont.errors.json_bad_request"
-handler403 = "dumont.errors.json_forbidden"
-handler404 = "dumont.errors.json_not_found"
-handler500 = "dumont.errors.json_server_error"
+# JSON under /api/, HTML pages elsewhere.
+handler400 = "portal.errors.bad_request"
+handler403 = "portal.errors.forbidden"
+handler404 = "portal.errors.not_found"
+handler500 = "portal.errors.server_error"
