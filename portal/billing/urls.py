@@ -1,0 +1,3 @@
+"""Portal pages: billing."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Portal pages: Standby Config (auto-hibernation) and webhooks with their delivery log."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Portal pages: market."""
+
+urlpatterns: list = []
