@@ -63,3 +63,30 @@ def equivalent(cloud: str, gpu: Gpu) -> CloudPrice | None:
         if spec.vram_gb >= gpu.vram_gb:
             candidates.append(CloudPrice(cloud, accelerator, spec, price, False))
     return min(candidates, key=lambda price: price.usd_per_gpu_hour, default=None)
+
+
+def savings(gpu: Gpu, hours: float, price_micros: int) -> dict:
+    """`hours` of `gpu` at our price against the same work on each cloud's comparable GPU:
+    the savings endpoint's numbers (USD, rounded to cents; None where a cloud has no match)."""
+    cost_dumont = hours * price_micros / 1_000_000
+    body: dict = {"cost_dumont": round(cost_dumont, 2)}
+    compared = {}
+    for cloud in CLOUDS:
+        match = equivalent(cloud, gpu)
+        if match is None:
+            body[f"cost_{cloud}"] = None
+            continue
+        # Same work: hours on the cloud's GPU scale with the speed difference.
+        cloud_hours = hours * gpu.fp16_tflops / match.gpu.fp16_tflops
+        body[f"cost_{cloud}"] = round(cloud_hours * match.usd_per_gpu_hour, 2)
+        compared[cloud] = match.accelerator
+    savings = body["cost_aws"] - cost_dumont if body["cost_aws"] is not None else None
+    body.update(
+        savings_vs_aws=round(savings, 2) if savings is not None else None,
+        savings_percent=round(savings / body["cost_aws"] * 100, 1)
+        if savings is not None and body["cost_aws"]
+        else None,
+        roi_annual=round(savings * 12, 2) if savings is not None else None,
+        compared_with=compared,
+    )
+    return body

@@ -146,6 +146,15 @@ def quantile(values: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def interval_offsets(
+    forecaster: Forecaster, series: Series, split: int, h: int
+) -> tuple[float, float] | None:
+    """The 80 % interval around a forecast h hours ahead, as offsets: the 10th and 90th
+    percentiles of the forecaster's signed errors on the training part (None without any)."""
+    errors = errors_of(forecaster, series, 0, split, h).signed
+    return (quantile(errors, 0.1), quantile(errors, 0.9)) if errors else None
+
+
 @dataclass
 class HorizonResult:
     model: Errors = field(default_factory=Errors)
@@ -166,12 +175,7 @@ def backtest(all_series: Sequence[Series]) -> dict[str, HorizonResult]:
         model = CANDIDATES[choose_model(series, split)]
         for name, h in HORIZONS.items():
             result = results[name]
-            train_errors = errors_of(model, series, 0, split, h).signed
-            low, high = (
-                (quantile(train_errors, 0.1), quantile(train_errors, 0.9))
-                if train_errors
-                else (0.0, 0.0)
-            )
+            low, high = interval_offsets(model, series, split, h) or (0.0, 0.0)
             for t in _origins(series, split, len(series), h):
                 actual = series[t + h]
                 forecast = model(series, t, h)
@@ -214,6 +218,9 @@ class Prediction:
     forecasts: dict[str, tuple[float, float]]  # horizon → (price, confidence)
     model_accuracy: float
     observations: int
+    # horizon → (low, high): the 80 % interval, the forecast plus the 10th and 90th
+    # percentiles of the chosen model's errors on the training part
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def predict(series: Series) -> Prediction | None:
@@ -224,11 +231,15 @@ def predict(series: Series) -> Prediction | None:
     split = int(len(series) * TRAIN_SHARE)
     name = choose_model(series, split)
     results = backtest([series])
-    forecasts = {}
+    forecasts, intervals = {}, {}
     for horizon, h in HORIZONS.items():
         result = results[horizon]
         confidence = result.within_band / result.intervals if result.intervals else 0.0
-        forecasts[horizon] = (CANDIDATES[name](series, len(series) - 1, h), round(confidence, 2))
+        price = CANDIDATES[name](series, len(series) - 1, h)
+        forecasts[horizon] = (price, round(confidence, 2))
+        offsets = interval_offsets(CANDIDATES[name], series, split, h)
+        if price is not None and offsets is not None:
+            intervals[horizon] = (price + offsets[0], price + offsets[1])
     mapes = [results[h].model.mape() for h in HORIZONS if results[h].model.percent]
     accuracy = max(0.0, 1 - statistics.fmean(mapes) / 100) if mapes else 0.0
-    return Prediction(series[-1], name, forecasts, round(accuracy, 3), len(known))
+    return Prediction(series[-1], name, forecasts, round(accuracy, 3), len(known), intervals)

@@ -109,14 +109,15 @@ def windows(since: datetime, until: datetime) -> dict[str, Window]:
     return result
 
 
-def hourly_points(gpu: str, since: datetime, until: datetime) -> list[tuple[datetime, float]]:
-    """(hour, cheapest price in USD) over all regions, for forecasting."""
-    rows = (
-        PriceRollup.objects.filter(
-            period="hour", gpu=gpu, starts_at__gte=since, starts_at__lt=until
-        )
-        .values("starts_at")
-        .annotate(low=Min("min_micros"))
-        .order_by("starts_at")
+def hourly_points(
+    gpu: str, since: datetime, until: datetime, *, region: str = ""
+) -> list[tuple[datetime, float]]:
+    """(hour, cheapest price in USD) over all regions, or in `region` if given (forecasting,
+    the portal's price history)."""
+    rollups = PriceRollup.objects.filter(
+        period="hour", gpu=gpu, starts_at__gte=since, starts_at__lt=until
     )
+    if region:
+        rollups = rollups.filter(region=region)
+    rows = rollups.values("starts_at").annotate(low=Min("min_micros")).order_by("starts_at")
     return [(row["starts_at"], row["low"] / 1_000_000) for row in rows]

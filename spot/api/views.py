@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dumont.exceptions import DumontError
-from spot import clouds, compute, forecast, prices, risk
+from spot import clouds, compute, forecast, prices, risk, windows
 from spot.api import params
 from spot.catalog import Gpu, find_any_gpu, gpus
 from spot.options import job_options
@@ -24,8 +24,6 @@ from spot.options import job_options
 DAY = timedelta(hours=24)
 TREND_THRESHOLD_PERCENT = 2.0
 HOURS_PER_YEAR = 8760
-DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-WINDOW_HOURS = 6
 
 
 class NoMarketData(DumontError):
@@ -357,28 +355,10 @@ class SavingsView(APIView):
         query = _parsed(params.SavingsParams, request)
         gpu, hours = query["gpu"], query["hours"]
         current = _current_or_404(gpu, timezone.now())
-        cost_dumont = hours * current / 1_000_000
-        body = {"gpu_name": gpu.name, "hours": hours, "cost_dumont": round(cost_dumont, 2)}
-        compared = {}
-        for cloud in clouds.CLOUDS:
-            equivalent = clouds.equivalent(cloud, gpu)
-            if equivalent is None:
-                body[f"cost_{cloud}"] = None
-                continue
-            # Same work: hours on the cloud's GPU scale with the speed difference.
-            cloud_hours = hours * gpu.fp16_tflops / equivalent.gpu.fp16_tflops
-            body[f"cost_{cloud}"] = round(cloud_hours * equivalent.usd_per_gpu_hour, 2)
-            compared[cloud] = equivalent.accelerator
-        savings = (body["cost_aws"] or 0) - cost_dumont if body["cost_aws"] is not None else None
-        body.update(
-            savings_vs_aws=round(savings, 2) if savings is not None else None,
-            savings_percent=round(savings / body["cost_aws"] * 100, 1)
-            if savings is not None and body["cost_aws"]
-            else None,
-            roi_annual=round(savings * 12, 2) if savings is not None else None,
-            compared_with=compared,
-            note="roi_annual: the same hours every month for a year; Azure is not in the "
-            "reference data; GCP prices are the GPU attachment without its host VM",
+        body = {"gpu_name": gpu.name, "hours": hours, **clouds.savings(gpu, hours, current)}
+        body["note"] = (
+            "roi_annual: the same hours every month for a year; Azure is not in the "
+            "reference data; GCP prices are the GPU attachment without its host VM"
         )
         return Response(body)
 
@@ -459,67 +439,25 @@ class InterruptionRatesView(APIView):
 
 
 class SafeWindowsView(APIView):
-    """6-hour windows of the week ranked by interruption risk and price."""
+    """6-hour windows of the week ranked by interruption risk and price (spot/windows.py)."""
 
     @_spot_doc("Safe windows for one GPU")
     def get(self, request, gpu_name: str):
         gpu = _gpu_in_path(gpu_name)
-        now = timezone.now()
-        since = now - 28 * DAY
-        stats = risk.risk(gpu.name, since, now)
-        events = risk.Interruption.objects.filter(gpu=gpu.name, occurred_at__gte=since)
-        per_window = [0] * (7 * 24 // WINDOW_HOURS)
-        for event in events:
-            moment = event.occurred_at
-            per_window[(moment.weekday() * 24 + moment.hour) // WINDOW_HOURS] += 1
-        window_prices: dict[int, list[float]] = {}
-        for moment, price in prices.hourly_points(gpu.name, since, now):
-            index = (moment.weekday() * 24 + moment.hour) // WINDOW_HOURS
-            window_prices.setdefault(index, []).append(price)
-        weekly_average = (
-            sum(sum(v) for v in window_prices.values())
-            / sum(len(v) for v in window_prices.values())
-            if window_prices
-            else None
-        )
-        windows = []
-        share = 1 / len(per_window)
-        for index, count in enumerate(per_window):
-            # Posterior for the window: its share of the prior plus what was seen in it.
-            exposure = stats.machine_hours * share
-            hazard = (count + risk.PRIOR_HOURS * share * stats.prior_hazard_per_hour) / (
-                exposure + risk.PRIOR_HOURS * share
-            )
-            observed_prices = window_prices.get(index)
-            average = sum(observed_prices) / len(observed_prices) if observed_prices else None
-            windows.append(
-                {
-                    "day_of_week": DAYS[index * WINDOW_HOURS // 24],
-                    "start_hour": index * WINDOW_HOURS % 24,
-                    "end_hour": index * WINDOW_HOURS % 24 + WINDOW_HOURS,
-                    "safety_score": round(math.exp(-hazard * WINDOW_HOURS), 4),
-                    "avg_price": round(average, 4) if average is not None else None,
-                    "interruptions_observed": count,
-                }
-            )
-
-        def rank(window):
-            price = window["avg_price"] if window["avg_price"] is not None else math.inf
-            return (-window["safety_score"], price)
-
-        ordered = sorted(windows, key=rank)
+        week = windows.week(gpu.name, timezone.now())
+        ordered = windows.ranked(week.windows)
         for window in ordered[:3]:
-            window["reasoning"] = _why(window, weekly_average, safe=True)
+            window["reasoning"] = _why(window, week.weekly_average_usd, safe=True)
         for window in ordered[-2:]:
-            window["reasoning"] = _why(window, weekly_average, safe=False)
+            window["reasoning"] = _why(window, week.weekly_average_usd, safe=False)
         return Response(
             {
                 "gpu_name": gpu.name,
                 "timezone": "UTC",
                 "safe_windows": ordered[:3],
                 "worst_windows": list(reversed(ordered[-2:])),
-                "observed_interruptions": stats.interruptions,
-                "observed_machine_hours": stats.machine_hours,
+                "observed_interruptions": week.risk.interruptions,
+                "observed_machine_hours": week.risk.machine_hours,
             }
         )
 
