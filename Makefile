@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dumont
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: run test lint fmt install install-dev
+.PHONY: run test lint fmt install install-dev chromium
 
 $(VENV)/.installed: requirements.txt agent/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,20 @@ install-dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(PY) manage.py launch
 
-test: $(VENV)/.installed-dev
+# The browser tests (portal/tests/browser.py) drive Debian's Chromium; Playwright's own browser
+# download is not used. Installed here when missing and we are root, else those tests skip.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+	      || echo "Could not install chromium: the browser tests will be skipped"; \
+	  else echo "No $(CHROMIUM) and not root to install it: the browser tests will be skipped"; fi; }
+
+test: $(VENV)/.installed-dev chromium
 	rm -rf var/test/objects  # snapshot repositories of earlier runs (tenant ids start over)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	  DUMONT_HOME=$(CURDIR)/var/test SECRET_KEY=test-only-not-secret \

@@ -14,6 +14,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import alerts, entitlements, ledger, payments, subscriptions
 from billing.models import Budget, LedgerEntry, Plan, Subscription
@@ -25,6 +26,23 @@ from portal.views import PortalPage
 LEDGER_PAGE_SIZE = 20
 USAGE_DAYS = 30
 USAGE_KINDS = alerts.USAGE_KINDS  # what /api/billing/usage and the budget count as usage
+Kind = LedgerEntry.Kind
+KIND_LABELS = {
+    Kind.TRIAL_GRANT: gettext_lazy("Trial credit"),
+    Kind.TRIAL_EXPIRY: gettext_lazy("Trial credit expired"),
+    Kind.PURCHASE: gettext_lazy("Credit purchase"),
+    Kind.SUBSCRIPTION_CREDIT: gettext_lazy("Plan credit"),
+    Kind.USAGE_GPU: gettext_lazy("GPU usage"),
+    Kind.USAGE_STANDBY: gettext_lazy("CPU standby usage"),
+    Kind.USAGE_STORAGE: gettext_lazy("Snapshot storage"),
+    Kind.REFUND: gettext_lazy("Refund"),
+    Kind.ADMIN_GRANT: gettext_lazy("Credit from Dumont"),
+    Kind.ADJUSTMENT: gettext_lazy("Adjustment"),
+}
+
+
+def kind_label(kind: str) -> str:
+    return str(KIND_LABELS.get(kind, kind))
 
 
 def usage_by_day(tenant, today, days: int = USAGE_DAYS) -> dict:
@@ -40,13 +58,12 @@ def usage_by_day(tenant, today, days: int = USAGE_DAYS) -> dict:
     )
     totals = {(row["day"], row["kind"]): -row["total"] for row in rows}
     dates = [first + timedelta(days=offset) for offset in range(days)]
-    names = dict(LedgerEntry.Kind.choices)
     return {
         "days": [day.isoformat() for day in dates],
         "series": [
             {
                 "kind": kind,
-                "label": str(names[kind]),
+                "label": kind_label(kind),
                 "usd": [float(micros_to_usd(totals.get((day, kind), 0))) for day in dates],
             }
             for kind in USAGE_KINDS
@@ -59,7 +76,7 @@ def _ledger_rows(entries) -> list[dict]:
     return [
         {
             "created_at": entry.created_at,
-            "kind": entry.get_kind_display(),
+            "kind": kind_label(entry.kind),
             "description": entry.description,
             "reference": entry.reference,
             "amount_usd": usd_text(entry.amount_micros),
@@ -83,8 +100,14 @@ def _plans() -> list[dict]:
             "is_subscribable": plan.code in subscriptions.SUBSCRIBABLE_PLANS
             and plan.price_minor > 0,
         }
-        for plan in Plan.objects.filter(is_public=True).order_by("price_minor", "code")
+        for plan in sorted(Plan.objects.filter(is_public=True), key=_plan_order)
     ]
+
+
+def _plan_order(plan: Plan) -> tuple[int, str]:
+    """The plans sold online first, in their order (starter, pro), then any other."""
+    order = subscriptions.SUBSCRIBABLE_PLANS
+    return (order.index(plan.code) if plan.code in order else len(order), plan.code)
 
 
 def _budget_form_initial(budget: Budget) -> dict:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dates import WEEKDAYS
+from django.utils.dates import WEEKDAYS, WEEKDAYS_ABBR
 
 from portal.market.forms import DEFAULT_GPU, MarketForm, SavingsForm
 from portal.views import PortalPage
@@ -31,36 +31,44 @@ def price_chart(gpu: Gpu, region: str, days: int, now: datetime) -> dict:
         "history": [[_millis(moment), round(price, 4)] for moment, price in history],
         "forecast": [],
     }
-    prediction = None
+    rows: list[dict] = []
     if history:
         recent = prices.hourly_points(gpu.name, now - FORECAST_HISTORY, now + HOUR, region=region)
-        prediction = forecast.predict(forecast.hourly(recent))
-    if prediction is not None:
+        rows = _prediction_rows(forecast.predict(forecast.hourly(recent)))
+    if rows:
         last_at, last_price = recent[-1]
         chart["forecast"].append([_millis(last_at), last_price, last_price, last_price])
-        for horizon, hours in forecast.HORIZONS.items():
-            price = prediction.forecasts[horizon][0]
-            low, high = prediction.intervals.get(horizon, (price, price))
-            at = last_at + hours * HOUR
+        for row in rows:
             chart["forecast"].append(
-                [_millis(at), round(price, 4), round(max(low, 0), 4), round(high, 4)]
+                [
+                    _millis(last_at + row["hours"] * HOUR),
+                    round(row["price"], 4),
+                    round(row["low"], 4),
+                    round(row["high"], 4),
+                ]
             )
-    return {"chart": chart, "prediction": _prediction_rows(prediction)}
+    return {"chart": chart, "prediction": rows}
 
 
 def _prediction_rows(prediction: forecast.Prediction | None) -> list[dict]:
     if prediction is None:
         return []
-    return [
-        {
-            "horizon": horizon,
-            "price": prediction.forecasts[horizon][0],
-            "confidence_percent": round(prediction.forecasts[horizon][1] * 100),
-            "low": prediction.intervals.get(horizon, (None, None))[0],
-            "high": prediction.intervals.get(horizon, (None, None))[1],
-        }
-        for horizon in forecast.HORIZONS
-    ]
+    rows = []
+    for horizon in forecast.HORIZONS:
+        price, confidence = prediction.forecasts[horizon]
+        low, high = prediction.intervals.get(horizon, (price, price))
+        rows.append(
+            {
+                "horizon": horizon,
+                "hours": forecast.HORIZONS[horizon],
+                "price": price,
+                "confidence_percent": round(confidence * 100),
+                "low": max(low, 0.0),  # a price is never below zero, whatever the errors say
+                "high": high,
+                "has_interval": horizon in prediction.intervals,
+            }
+        )
+    return rows
 
 
 def availability(gpu: Gpu, now: datetime) -> dict:
@@ -99,7 +107,7 @@ def heatmap(gpu: Gpu, now: datetime) -> dict:
             score = window["safety_score"]
             hue = round(120 * (score - low) / (high - low)) if high > low else 120
             cells.append({**window, "hue": hue, "safety_percent": round(score * 100, 2)})
-        rows.append({"day": WEEKDAYS[day], "cells": cells})
+        rows.append({"day": WEEKDAYS[day], "day_short": WEEKDAYS_ABBR[day], "cells": cells})
     safest = windows.ranked(week.windows)[0]
     return {
         "rows": rows,
@@ -136,7 +144,9 @@ class MarketPage(PortalPage):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         query = self.request.GET
-        form = MarketForm(query if "gpu" in query else {"gpu": DEFAULT_GPU, "days": 7})
+        choices = {"gpu": DEFAULT_GPU, "region": "", "days": "7"}
+        choices.update({name: query[name] for name in choices if name in query})
+        form = MarketForm(choices)
         context["form"] = form
         now = timezone.now()
         if form.is_valid():

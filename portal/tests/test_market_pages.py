@@ -1,7 +1,6 @@
 """The market page: price history with the forecast band, availability by region, the
 safe-windows heatmap and the savings calculator, on a real slice of price history."""
 
-import csv
 import json
 import re
 from datetime import timedelta
@@ -10,9 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from spot import clouds, history, prices, risk
+from spot import clouds, prices, risk
 from spot.catalog import find_gpu
-from spot.market import MarketOffer
 
 pytestmark = pytest.mark.django_db
 
@@ -24,35 +22,6 @@ def browser(owner) -> Client:
     client = Client()
     client.force_login(owner.user)
     return client
-
-
-@pytest.fixture
-def market(db, tmp_path):
-    """The last 5 days of the shared H100 tracker series ending now, and live offers in two
-    regions (as the monitor records them)."""
-    rows = list(csv.DictReader(history.TRACKER_SERIES.open(newline="")))
-    kept = [row for row in rows if row["gpu"] == "H100_80GB_SXM5"]
-    last = max(row["timestamp"] for row in kept)
-    cutoff = (
-        (timezone.datetime.fromisoformat(last.replace("Z", "+00:00")) - timedelta(days=5))
-        .isoformat()
-        .replace("+00:00", "Z")
-    )
-    path = tmp_path / "h100.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=rows[0].keys())
-        writer.writeheader()
-        writer.writerows(row for row in kept if row["timestamp"] >= cutoff)
-    now = timezone.now()
-    history.import_tracker(path, end_at=now - timedelta(minutes=10))
-    offers = [
-        MarketOffer("sim", "H100", "US-East", 1, 2_100_000, 3),
-        MarketOffer("sim", "H100", "US-East", 1, 2_300_000, 4),
-        MarketOffer("sim", "H100", "EU-West", 1, 1_900_000, 2),
-    ]
-    history.record_offers(offers, now - timedelta(minutes=1))
-    history.roll_up(now - timedelta(hours=1), now + timedelta(minutes=1))
-    return now
 
 
 def _chart(page: str) -> dict:
@@ -75,6 +44,7 @@ def test_the_price_history_is_charted_with_the_forecast_band(browser, market):
     assert response.status_code == 200
     assert 'id="price-chart"' in page and "chart.umd.min.js" in page
     assert 'aria-current="page">Market' in page
+    assert '<option value="7" selected>' in browser.get("/market/").content.decode()
     chart = _chart(page)
     expected = prices.hourly_points("H100", market - timedelta(days=7), market + timedelta(hours=1))
     assert [row[1] for row in chart["history"]] == [round(price, 4) for _, price in expected]
@@ -113,7 +83,8 @@ def test_the_safe_windows_heatmap_colours_the_week_and_marks_the_risky_window(br
     page = browser.get("/market/?gpu=H100").content.decode()
 
     table = page.split('class="heatmap"')[1].split("</table>")[0]
-    rows = re.findall(r"<tr>\s*<th scope=\"row\">(\w+)</th>(.*?)</tr>", table, re.S)
+    day_row = r"<tr>\s*<th scope=\"row\"><abbr title=\"(\w+)\">.*?</th>(.*?)</tr>"
+    rows = re.findall(day_row, table, re.S)
     assert [day for day, _ in rows] == [
         "Monday",
         "Tuesday",

@@ -21,11 +21,11 @@
   if (data.forecast.length) {
     datasets.push(
       {
-        label: labels.labelLow, data: data.forecast.map(function (row) { return { x: row[0], y: row[2] }; }),
+        label: labels.labelBand, data: data.forecast.map(function (row) { return { x: row[0], y: row[2] }; }),
         borderWidth: 0, pointRadius: 0, fill: false,
       },
       {
-        label: labels.labelHigh, data: data.forecast.map(function (row) { return { x: row[0], y: row[3] }; }),
+        label: labels.labelBand, data: data.forecast.map(function (row) { return { x: row[0], y: row[3] }; }),
         borderWidth: 0, pointRadius: 0, backgroundColor: band, fill: "-1",
       },
       {
@@ -34,6 +34,9 @@
       }
     );
   }
+  const every = data.history.concat(data.forecast);
+  const first = every.length ? every[0][0] : undefined;
+  const last = every.length ? every[every.length - 1][0] : undefined;
   const format = new Intl.DateTimeFormat(language, {
     month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "UTC",
   });
@@ -48,7 +51,7 @@
       interaction: { mode: "nearest", axis: "x", intersect: false },
       scales: {
         x: {
-          type: "linear",
+          type: "linear", min: first, max: last,
           ticks: { maxTicksLimit: 6, callback: function (value) { return format.format(new Date(value)); } },
         },
         y: { ticks: { callback: function (value) { return "$" + Number(value).toFixed(2); } } },
