@@ -104,11 +104,24 @@ class LivePortal:
 
 
 @pytest.fixture
+def live_portal_environment() -> dict[str, str]:
+    """More environment for the live server and worker (override in a test module)."""
+    return {}
+
+
+@pytest.fixture
 def live_portal(
-    chromium, collected_static, test_database_url, simulator, start_process, settings
+    chromium,
+    collected_static,
+    test_database_url,
+    simulator,
+    start_process,
+    settings,
+    live_portal_environment,
 ) -> LivePortal:
     """uvicorn (HTTP + websocket), a Celery worker, the simulator and the fake Stripe, all on
-    the test database. Stripe's webhooks reach uvicorn; the worker reaches the simulator."""
+    the test database. Stripe's webhooks reach uvicorn; the worker reaches the simulator;
+    simulated machines' agents reach uvicorn (DUMONT_PUBLIC_URL)."""
     from dumont.celery import app
 
     app.control.purge()  # tasks left in the test broker by earlier tests are not ours
@@ -122,6 +135,7 @@ def live_portal(
         "STRIPE_API_BASE": stripe_url,
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
         "AGENT_HEARTBEAT_SECONDS": "0.5",
+        **live_portal_environment,
     }
     start_process(
         "-m",

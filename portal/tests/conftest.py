@@ -4,6 +4,7 @@ from portal.tests.browser import (  # noqa: F401 (fixtures)
     chromium,
     collected_static,
     live_portal,
+    live_portal_environment,
     page,
     phone_page,
     skip_without_browser,
