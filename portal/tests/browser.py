@@ -9,7 +9,7 @@ test leaves a full-page screenshot of each of its pages in var/test/artifacts/.
 
 Use: mark the test `@pytest.mark.browser`, take `live_portal` and `page` (desktop) or
 `phone_page` (375 x 740), sign in with `live_portal.sign_in(page, user)`, and assert that
-`page.console_errors` is empty at the end.
+`page.console_errors` is empty at the end; `save_screenshot(page, step)` keeps a step too.
 """
 
 import importlib.util
@@ -180,9 +180,17 @@ def _artifact_name(node_name: str, label: str) -> Path:
     return ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', node_name)}-{label}.png"
 
 
+def save_screenshot(page, step: str) -> Path:
+    """A full-page screenshot of `page` now, named after the test, its tab and `step`."""
+    path = page.artifact_path.with_name(f"{page.artifact_path.stem}-{step}.png")
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 def _open_page(chromium, request, viewport: dict, label: str):
     context = chromium.new_context(viewport=viewport, locale="en-US")
     page = context.new_page()
+    page.artifact_path = _artifact_name(request.node.name, label)
     page.set_default_timeout(15_000)
     page.console_errors = []
 
@@ -196,7 +204,7 @@ def _open_page(chromium, request, viewport: dict, label: str):
     page.on("pageerror", lambda error: page.console_errors.append(str(error)))
     yield page
     try:
-        page.screenshot(path=str(_artifact_name(request.node.name, label)), full_page=True)
+        page.screenshot(path=str(page.artifact_path), full_page=True)
     finally:
         context.close()
 

@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.urls import NoReverseMatch, reverse
 
+from portal.tests.browser import save_screenshot
+
 PASSWORD = "journey-Passw0rd-long"
 PAGES = {
     "sign-up": "account_signup",
@@ -74,6 +76,7 @@ def test_a_new_customer_signs_up_runs_an_instance_and_gets_a_token(live_portal, 
     # The trial credit is shown.
     live_portal.goto(page, "/billing/")
     assert page.locator(".balance").inner_text() == "$79.00"
+    save_screenshot(page, "1-trial-credit")
 
     # Create an instance through the wizard (choosing the GPU ourselves).
     live_portal.goto(page, "/instances/new/")
@@ -85,6 +88,7 @@ def test_a_new_customer_signs_up_runs_an_instance_and_gets_a_token(live_portal, 
     with page.expect_navigation():
         page.click("#machine-form button[type=submit]")
     _submit(page, "Next: confirm")
+    save_screenshot(page, "2-confirm")
     _submit(page, "Create instance")
     assert page.url == f"{url}/"
 
@@ -93,11 +97,13 @@ def test_a_new_customer_signs_up_runs_an_instance_and_gets_a_token(live_portal, 
     card = page.locator("[data-instance-id]").first
     card.locator("[data-status=running]").wait_for(timeout=60_000)
     assert page.evaluate("window.journeyMark") == "not reloaded"
+    save_screenshot(page, "3-running")
 
     # Hibernate it from the card.
     card.locator("[data-action=hibernate]").click()
     page.locator("[data-instance-id] [data-status=hibernated]").wait_for(timeout=90_000)
     assert page.evaluate("window.journeyMark") == "not reloaded"
+    save_screenshot(page, "4-hibernated")
 
     # Add an SSH key.
     live_portal.goto(page, "/settings/ssh-keys/")
@@ -105,6 +111,7 @@ def test_a_new_customer_signs_up_runs_an_instance_and_gets_a_token(live_portal, 
     page.fill("textarea[name=public_key]", _public_key())
     _submit(page, "Add key")
     assert page.locator("main table").get_by_text("laptop").count() == 1
+    save_screenshot(page, "5-ssh-key")
 
     # Create an API token: shown once, and it works.
     live_portal.goto(page, "/settings/tokens/")
