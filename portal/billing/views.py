@@ -41,6 +41,23 @@ KIND_LABELS = {
 }
 
 
+# The billing services' refusals, in the reader's language (their `code`, as the API's JSON has).
+REFUSALS = {
+    "invalid_amount": gettext_lazy("That amount cannot be paid online: check the limits shown."),
+    "payment_provider_error": gettext_lazy(
+        "The payment provider did not accept the request; try again in a moment."
+    ),
+    "unknown_plan": gettext_lazy("That plan cannot be bought online: choose Starter or Pro."),
+    "already_subscribed": gettext_lazy(
+        "This organisation already pays for a plan: change or cancel it in Stripe's portal."
+    ),
+    "no_paid_subscription": gettext_lazy("This organisation has no paid plan to cancel."),
+    "no_stripe_customer": gettext_lazy(
+        "No payment has been started yet, so there is no billing portal to open."
+    ),
+}
+
+
 def kind_label(kind: str) -> str:
     return str(KIND_LABELS.get(kind, kind))
 
@@ -173,7 +190,7 @@ class BillingAction(BillingPage):
         try:
             return self.act(request)
         except DumontError as error:
-            messages.error(request, error.detail)
+            messages.error(request, REFUSALS.get(error.code, error.detail))
             return redirect("portal:billing")
 
     def act(self, request):

@@ -5,6 +5,7 @@ credits bought through the fake Stripe Checkout, and the language switcher."""
 import pytest
 
 from billing import ledger
+from conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,15 +41,18 @@ def test_the_market_page_draws_its_charts_at_both_widths(live_portal, owner, mar
     assert page.console_errors == []
 
 
+@pytest.mark.parametrize("tab", ["page", "phone_page"])
 def test_the_billing_page_shows_the_balance_and_credits_go_through_checkout(
-    live_portal, owner, page
+    live_portal, owner, tab, request
 ):
+    page = request.getfixturevalue(tab)
     live_portal.sign_in(page, owner.user)
     before = ledger.balance_micros(owner.tenant)
 
     live_portal.goto(page, "/billing/")
     assert page.locator(".balance").inner_text() == f"${before / 1_000_000:.2f}"
     assert _chart_drawn(page, "usage-chart")
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
     page.fill("#topup_amount_usd", "20")
     page.check("#add-credits input[value=pix]")
     page.click("#add-credits button[type=submit]")
@@ -62,8 +66,6 @@ def test_the_billing_page_shows_the_balance_and_credits_go_through_checkout(
     def balance_shown() -> bool:
         live_portal.goto(page, "/billing/")
         return page.locator(".balance").inner_text() == expected
-
-    from conftest import wait_until
 
     wait_until(balance_shown, timeout=30, every=0.5)
     assert page.console_errors == []
