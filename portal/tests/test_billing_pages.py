@@ -187,7 +187,10 @@ def test_the_stripe_portal_needs_a_payment_first_then_opens(browser, owner, fake
     refused = browser.post("/billing/plan/portal/", follow=True).content.decode()
     assert "No payment has been started yet" in refused
 
+    assert "Cards and invoices (Stripe)" not in refused
+
     browser.post("/billing/plan/subscribe/", {"plan": "pro"})
+    assert "Cards and invoices (Stripe)" in browser.get("/billing/").content.decode()
     response = browser.post("/billing/plan/portal/")
 
     assert response.status_code == 302

@@ -2,7 +2,7 @@ import json
 
 from django.core.management import call_command
 
-from spot import history
+from spot import forecast, history
 
 
 def test_the_backtest_prints_the_contract_json_and_the_model_is_not_worse_than_no_change(
@@ -32,3 +32,21 @@ def test_a_file_that_is_not_a_series_is_one_readable_error(tmp_path, capsys):
         assert "not a price series file" in str(error)
     else:
         raise AssertionError("a bad file must be refused")
+
+
+def test_a_forecast_carries_its_80_percent_interval_from_the_training_errors():
+    # A daily rhythm with a weekly step: the training part has errors of both signs.
+    series = [1.0 + 0.1 * ((hour % 24) >= 12) + 0.05 * ((hour // 24) % 2) for hour in range(120)]
+
+    prediction = forecast.predict(series)
+
+    assert set(prediction.intervals) == set(forecast.HORIZONS)
+    split = int(len(series) * forecast.TRAIN_SHARE)
+    for horizon, hours in forecast.HORIZONS.items():
+        price = prediction.forecasts[horizon][0]
+        low, high = prediction.intervals[horizon]
+        offsets = forecast.interval_offsets(
+            forecast.CANDIDATES[prediction.model], series, split, hours
+        )
+        assert (low, high) == (price + offsets[0], price + offsets[1])
+        assert low <= price <= high
