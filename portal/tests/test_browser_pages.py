@@ -29,6 +29,7 @@ def test_the_market_page_draws_its_charts_at_both_widths(live_portal, owner, mar
     response = live_portal.goto(page, "/market/?gpu=H100")
 
     assert response.status == 200
+    page.wait_for_function("document.documentElement.dataset.live === 'on'")  # websocket open
     assert _chart_drawn(page, "price-chart")
     assert page.locator(".heatmap tbody tr").count() == 7
     assert page.locator("#availability tbody tr").count() == 2
