@@ -20,6 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("accounts/", include("allauth.urls")),  # sign-up, sign-in, 2FA (django-allauth)
     path("", include("portal.urls")),
 ]
 
