@@ -450,6 +450,7 @@ if DUMONT_HTTPS and ACCOUNT_EMAIL_VERIFICATION != "mandatory":
     raise ImproperlyConfigured("EMAIL_VERIFICATION must stay mandatory with DUMONT_HTTPS=true.")
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "Dumont Cloud: "
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # mail the person when their password or 2FA changes
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if DUMONT_HTTPS else "http"
 ACCOUNT_LOGOUT_REDIRECT_URL = LOGIN_URL
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]

@@ -525,3 +525,18 @@ def test_tenant_b_cannot_act_on_tenant_a_keys_tokens_or_members(two_tenants, acc
         assert key.fingerprint not in content
         assert token.prefix not in content
         assert member.user.email not in content
+
+
+def test_a_forgotten_password_is_reset_through_the_mailed_link(owner):
+    verify_email(owner.user)
+    client = Client()
+
+    client.post("/accounts/password/reset/", {"email": owner.user.email})
+
+    [message] = mail.outbox
+    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+/)", message.body).group(1)
+    form_page = client.get(link)  # allauth moves the key into the session and redirects
+    client.post(form_page["Location"], {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    _, response = sign_in(owner, password=NEW_PASSWORD)
+    assert response.status_code == 302
+    assert response["Location"] == "/"
