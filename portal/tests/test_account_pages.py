@@ -540,3 +540,10 @@ def test_a_forgotten_password_is_reset_through_the_mailed_link(owner):
     _, response = sign_in(owner, password=NEW_PASSWORD)
     assert response.status_code == 302
     assert response["Location"] == "/"
+
+
+def test_the_admin_sign_in_is_the_portal_one_with_its_second_factor():
+    response = Client().get("/admin/login/?next=/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(LOGIN)
