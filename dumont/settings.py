@@ -435,12 +435,16 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",  # the API's login and the admin
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
+TEMPLATES[0]["OPTIONS"]["context_processors"].append(
+    "portal.account.context_processors.account_menu"
+)
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_FORMS = {"signup": "portal.account.forms.SignupForm"}
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None  # accounts.User logs in by e-mail only
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_CHANGE_EMAIL = True  # one address per person, as accounts.User has: changing replaces it
 # "mandatory": no session before the address is confirmed. Production (DUMONT_HTTPS) always
 # verifies; in development EMAIL_VERIFICATION=optional or none skips the console mail's link.
 ACCOUNT_EMAIL_VERIFICATION = env.str("EMAIL_VERIFICATION", default="mandatory")

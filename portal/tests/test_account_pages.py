@@ -547,3 +547,10 @@ def test_the_admin_sign_in_is_the_portal_one_with_its_second_factor():
 
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN)
+
+
+def test_the_password_page_of_allauth_sits_in_the_settings_menu(owner):
+    page = signed_in(owner).get("/accounts/password/change/").content.decode()
+
+    assert 'href="/settings/" aria-current="page"' in page
+    assert 'href="/settings/security/" aria-current="page"' in page
