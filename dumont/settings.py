@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "instances",
     "snapshots",
     "django_htmx",
+    "support",  # tickets (issue [G]); below portal, which only links to its pages
     "portal",  # the web portal sits on top of every other app (issue [G])
 ]
 
