@@ -261,6 +261,7 @@ SPECTACULAR_SETTINGS = {
         "RegionEnum": "instances.models.Region",
         "HealthStatusEnum": ["ok", "failing"],
         "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
+        "TicketStatusEnum": "support.models.Ticket.Status",
     },
 }
 
