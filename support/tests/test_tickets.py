@@ -174,3 +174,13 @@ def test_the_admin_overdue_filter_lists_only_open_tickets_past_their_due_time(
 
     assert page.status_code == 200
     assert [ticket.pk for ticket in page.context["cl"].result_list] == [late.pk]
+
+
+def test_the_ticket_admin_page_shows_the_conversation_and_an_answer_field(owner, staff):
+    ticket = _open(owner, subject="Quota question")
+
+    page = staff.get(_change_page(ticket)).content.decode()
+
+    assert "My instance vanished." in page
+    assert 'name="staff_answer"' in page
+    assert staff.get(reverse("admin:support_ticket_add")).status_code == 403
