@@ -55,6 +55,13 @@ class TicketAdminForm(forms.ModelForm):
         return answer
 
 
+@admin.action(description="Close selected tickets")
+def close_tickets(modeladmin, request, queryset):
+    for ticket in queryset:
+        services.close_as_staff(ticket)
+    modeladmin.message_user(request, f"Closed {queryset.count()} ticket(s).")
+
+
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
     form = TicketAdminForm
@@ -83,6 +90,7 @@ class TicketAdmin(admin.ModelAdmin):
     ]
     fields = [*readonly_fields[:4], "priority", *readonly_fields[4:], "staff_answer"]
     inlines = [TicketMessageInline]
+    actions = [close_tickets]
 
     @admin.display(boolean=True, description="overdue")
     def overdue(self, ticket: Ticket) -> bool:

@@ -127,9 +127,18 @@ def staff_reply(ticket: Ticket, *, staff: User, body: str, ip: str | None) -> Ti
     return message
 
 
-@transaction.atomic
 def close(context: TenantContext, ticket: Ticket) -> Ticket:
     """Close the ticket (closing a closed one changes nothing)."""
+    return _close(ticket)
+
+
+def close_as_staff(ticket: Ticket) -> Ticket:
+    """Support staff close a resolved ticket (Django admin action)."""
+    return _close(ticket)
+
+
+@transaction.atomic
+def _close(ticket: Ticket) -> Ticket:
     ticket = _locked(ticket)
     if ticket.is_closed:
         return ticket

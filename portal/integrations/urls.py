@@ -8,6 +8,7 @@ urlpatterns = [
     path("standby/", views.StandbyPage.as_view(), name="integrations-standby"),
     path("webhooks/", views.WebhookListPage.as_view(), name="integrations-webhooks"),
     path("webhooks/<int:pk>/", views.WebhookPage.as_view(), name="integrations-webhook"),
+    path("webhooks/<int:pk>/edit/", views.EditWebhook.as_view(), name="integrations-webhook-edit"),
     path(
         "webhooks/<int:pk>/toggle/",
         views.ToggleWebhook.as_view(),

@@ -84,6 +84,21 @@ class StandbyPage(SettingsPage):
         return redirect("portal:integrations-standby")
 
 
+def _apply_service_errors(form: WebhookForm, change) -> WebhookEndpoint | None:
+    """Run `change()` (a webhooks service call); its domain errors become the form's errors."""
+    try:
+        return change()
+    except (InvalidUrl, UrlNotAllowed) as error:
+        form.add_error("url", error.detail)
+    except UnknownEvent as error:
+        form.add_error("events", error.detail)
+    except TooManyEndpoints as error:
+        form.add_error(None, error.detail)
+    except RoleForbidden as error:
+        raise PermissionDenied(error.detail) from error
+    return None
+
+
 class WebhookListPage(SettingsPage):
     template_name = "portal/integrations/webhooks.html"
     section = "webhooks"
@@ -98,24 +113,14 @@ class WebhookListPage(SettingsPage):
     def post(self, request, *args, **kwargs):
         self.require_admin()
         form = WebhookForm(request.POST)
-        if form.is_valid():
-            try:
-                endpoint = webhook_services.create_endpoint(
-                    self.tenant_context, **form.cleaned_data
-                )
-            except (InvalidUrl, UrlNotAllowed) as error:
-                form.add_error("url", error.detail)
-            except UnknownEvent as error:
-                form.add_error("events", error.detail)
-            except TooManyEndpoints as error:
-                form.add_error(None, error.detail)
-            except RoleForbidden as error:
-                raise PermissionDenied(error.detail) from error
-            else:
-                request.session[SECRET_SESSION_KEY] = {"id": endpoint.pk, "secret": endpoint.secret}
-                messages.success(request, _("Webhook endpoint created."))
-                return redirect("portal:integrations-webhook", pk=endpoint.pk)
-        return self.render_to_response(self.get_context_data(form=form), status=400)
+        endpoint = form.is_valid() and _apply_service_errors(
+            form, lambda: webhook_services.create_endpoint(self.tenant_context, **form.cleaned_data)
+        )
+        if not endpoint:
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        request.session[SECRET_SESSION_KEY] = {"id": endpoint.pk, "secret": endpoint.secret}
+        messages.success(request, _("Webhook endpoint created."))
+        return redirect("portal:integrations-webhook", pk=endpoint.pk)
 
 
 class EndpointPage(SettingsPage):
@@ -151,6 +156,16 @@ class WebhookPage(EndpointPage):
         if shown_once and shown_once.get("id") == endpoint.pk:
             secret = shown_once["secret"]
             del self.request.session[SECRET_SESSION_KEY]
+        kwargs.setdefault(
+            "edit_form",
+            WebhookForm(
+                initial={
+                    "url": endpoint.url,
+                    "description": endpoint.description,
+                    "events": endpoint.events,
+                }
+            ),
+        )
         return super().get_context_data(
             endpoint=endpoint,
             event_labels=_event_labels(endpoint.events),
@@ -159,6 +174,28 @@ class WebhookPage(EndpointPage):
             secret=secret,
             **kwargs,
         )
+
+
+class EditWebhook(WebhookPage):
+    """Change an endpoint's URL, description and events (its page again on errors)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        self.require_admin()
+        endpoint = self.get_endpoint()
+        form = WebhookForm(request.POST)
+        updated = form.is_valid() and _apply_service_errors(
+            form,
+            lambda: webhook_services.update_endpoint(
+                self.tenant_context, endpoint, **form.cleaned_data
+            ),
+        )
+        if not updated:
+            context = self.get_context_data(edit_form=form, is_editing=True)
+            return self.render_to_response(context, status=400)
+        messages.success(request, _("Endpoint saved."))
+        return redirect("portal:integrations-webhook", pk=endpoint.pk)
 
 
 def _event_labels(names: list[str]) -> list[str]:

@@ -167,6 +167,32 @@ def test_disable_enable_and_delete_an_endpoint(browser, owner):
     assert not WebhookEndpoint.objects.exists()
 
 
+def test_an_admin_edits_an_endpoints_url_and_events(browser, owner):
+    _endpoint(browser)
+    endpoint = WebhookEndpoint.objects.get()
+    edit = f"{WEBHOOKS}{endpoint.pk}/edit/"
+
+    page = browser.get(f"{WEBHOOKS}{endpoint.pk}/").content.decode()
+    refused = browser.post(edit, {"url": "http://10.0.0.8/in", "events": ["balance.low"]})
+    saved = browser.post(
+        edit,
+        {"url": "https://93.184.216.35/new", "description": "new", "events": ["balance.low"]},
+    )
+
+    assert f'value="{PUBLIC_URL}"' in page
+    assert refused.status_code == 400
+    assert "non-public address" in refused.content.decode()
+    assert "<details open>" in refused.content.decode()
+    assert saved.status_code == 302
+    endpoint.refresh_from_db()
+    assert (endpoint.url, endpoint.description, endpoint.events) == (
+        "https://93.184.216.35/new",
+        "new",
+        ["balance.low"],
+    )
+    assert AuditLog.objects.filter(action=AuditLog.Action.WEBHOOK_UPDATED).count() == 1
+
+
 def test_a_test_event_reaches_the_receiver_and_shows_in_the_delivery_log(
     browser, owner, httpserver, settings, tasks_run_here, django_capture_on_commit_callbacks
 ):
@@ -233,6 +259,7 @@ def test_a_member_reads_webhooks_and_their_log_but_cannot_change_them(owner, bro
     detail = client.get(f"{WEBHOOKS}{endpoint.pk}/").content.decode()
     refused = [
         client.post(WEBHOOKS, {"url": PUBLIC_URL, "events": ["instance.running"]}),
+        client.post(f"{WEBHOOKS}{endpoint.pk}/edit/", {"url": PUBLIC_URL, "events": ["ping"]}),
         client.post(f"{WEBHOOKS}{endpoint.pk}/toggle/"),
         client.post(f"{WEBHOOKS}{endpoint.pk}/test/"),
         client.post(f"{WEBHOOKS}{endpoint.pk}/rotate-secret/"),
@@ -241,7 +268,7 @@ def test_a_member_reads_webhooks_and_their_log_but_cannot_change_them(owner, bro
 
     assert PUBLIC_URL in listing and "Add endpoint" not in listing
     assert "Delivery log" in detail and f"{endpoint.pk}/test/" not in detail
-    assert [response.status_code for response in refused] == [403] * 5
+    assert [response.status_code for response in refused] == [403] * 6
     assert WebhookEndpoint.objects.get().is_active
     assert not WebhookDelivery.objects.exists()
 
@@ -256,13 +283,14 @@ def test_another_tenant_gets_404_on_an_endpoint_and_its_actions(two_tenants):
 
     responses = [
         intruder.get(f"{base}/"),
+        intruder.post(f"{base}/edit/", {"url": PUBLIC_URL, "events": ["balance.low"]}),
         intruder.post(f"{base}/toggle/"),
         intruder.post(f"{base}/test/"),
         intruder.post(f"{base}/rotate-secret/"),
         intruder.post(f"{base}/delete/"),
     ]
 
-    assert [response.status_code for response in responses] == [404] * 5
+    assert [response.status_code for response in responses] == [404] * 6
     assert "alpha-endpoint" not in intruder.get(WEBHOOKS).content.decode()
     unchanged = WebhookEndpoint.objects.get()
     assert (unchanged.is_active, unchanged.secret) == (True, endpoint.secret)

@@ -184,3 +184,16 @@ def test_the_ticket_admin_page_shows_the_conversation_and_an_answer_field(owner,
     assert "My instance vanished." in page
     assert 'name="staff_answer"' in page
     assert staff.get(reverse("admin:support_ticket_add")).status_code == 403
+
+
+def test_staff_close_tickets_from_the_admin_list(owner, staff):
+    first, second = _open(owner), _open(owner)
+
+    response = staff.post(
+        reverse("admin:support_ticket_changelist"),
+        {"action": "close_tickets", "_selected_action": [first.pk, second.pk]},
+    )
+
+    assert response.status_code == 302
+    assert set(Ticket.objects.values_list("status", flat=True)) == {Ticket.Status.CLOSED}
+    assert all(ticket.closed_at for ticket in Ticket.objects.all())
