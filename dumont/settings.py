@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "instances",
     "snapshots",
     "django_htmx",
+    "support",  # tickets (issue [G]); below portal, which only links to its pages
     "portal",  # the web portal sits on top of every other app (issue [G])
 ]
 
@@ -261,6 +262,7 @@ SPECTACULAR_SETTINGS = {
         "RegionEnum": "instances.models.Region",
         "HealthStatusEnum": ["ok", "failing"],
         "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
+        "TicketStatusEnum": "support.models.Ticket.Status",
     },
 }
 

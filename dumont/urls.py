@@ -13,6 +13,7 @@ api_patterns = [
     path("", include("spot.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("snapshots.api.urls")),
+    path("", include("support.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
