@@ -7,16 +7,14 @@ from functools import cached_property
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.generic import TemplateView
 
-from accounts.authentication import context_for_session_user, request_ip
+from accounts.authentication import context_for_session
 from accounts.context import TenantContext
-from accounts.services import SESSION_TENANT_KEY
 from support import services
 from support.exceptions import TicketClosed
 from support.forms import ReplyForm, TicketForm
@@ -30,13 +28,7 @@ class SupportPage(LoginRequiredMixin, TemplateView):
 
     @cached_property
     def tenant_context(self) -> TenantContext:
-        request = self.request
-        context = context_for_session_user(
-            request.user, request.session.get(SESSION_TENANT_KEY), request_ip(request)
-        )
-        if context is None:
-            raise PermissionDenied(_("You are not a member of any organisation."))
-        return context
+        return context_for_session(self.request)
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(nav="support", tenant=self.tenant_context.tenant, **kwargs)
