@@ -5,7 +5,9 @@ Both put a TenantContext in `request.auth`: which tenant the call acts for and t
 
 from datetime import timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework.authentication import (
     BaseAuthentication,
     SessionAuthentication,
@@ -60,6 +62,16 @@ def context_for_session_user(user: User, tenant_id: int | None, ip: str | None =
         memberships.first()
     )
     return TenantContext(membership=membership, ip=ip) if membership else None
+
+
+def context_for_session(request) -> TenantContext:
+    """The tenant a signed-in browser session acts for (web pages); 403 without any membership."""
+    context = context_for_session_user(
+        request.user, request.session.get(SESSION_TENANT_KEY), request_ip(request)
+    )
+    if context is None:  # a user without any organisation left
+        raise PermissionDenied(gettext("You are not a member of any organisation."))
+    return context
 
 
 class ApiTokenAuthentication(BaseAuthentication):

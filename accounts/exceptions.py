@@ -44,3 +44,16 @@ class RoleForbidden(DumontError):
     code = "permission_denied"
     status_code = 403
     default_detail = "Your role does not allow this."
+
+
+class OtpRequired(DumontError):
+    code = "otp_required"
+    default_detail = (
+        "This account uses two-factor authentication: send the code of your authenticator app "
+        "(or a recovery code) as `otp`."
+    )
+
+
+class InvalidOtp(DumontError):
+    code = "invalid_otp"
+    default_detail = "The two-factor code is wrong or was already used."

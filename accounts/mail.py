@@ -15,4 +15,9 @@ def owner_emails(tenant_id: int) -> list[str]:
 
 def mail_owners(tenant_id: int, subject: str, body: str) -> None:
     """Send one message to the tenant's owners; a mail server outage never fails the caller."""
-    send_mail(subject, body, None, owner_emails(tenant_id), fail_silently=True)
+    mail_people(owner_emails(tenant_id), subject, body)
+
+
+def mail_people(emails: list[str], subject: str, body: str) -> None:
+    """Send one message to these addresses; a mail server outage never fails the caller."""
+    send_mail(subject, body, None, emails, fail_silently=True)

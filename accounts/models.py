@@ -220,6 +220,7 @@ class AuditLog(models.Model):
         WEBHOOK_DELETED = "webhook_deleted", "Webhook endpoint deleted"
         WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Webhook secret rotated"
         WEBHOOK_REDELIVERED = "webhook_redelivered", "Webhook delivery resent"
+        TICKET_ANSWERED = "ticket_answered", "Support ticket answered by staff"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"

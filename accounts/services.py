@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import exceptions
+from accounts import exceptions, two_factor
 from accounts.context import TenantContext
 from accounts.models import (
     ApiToken,
@@ -56,8 +56,8 @@ def record_audit(
 class SignupResult:
     user: User
     tenant: Tenant
-    token: ApiToken
-    token_plaintext: str
+    token: ApiToken | None
+    token_plaintext: str | None
 
 
 def create_tenant(name: str, owner: User) -> Tenant:
@@ -69,8 +69,13 @@ def create_tenant(name: str, owner: User) -> Tenant:
     return tenant
 
 
-def sign_up(email: str, password: str, organization: str, *, ip: str | None) -> SignupResult:
-    """Create the user, their organisation, the owner membership and a first API token."""
+def sign_up(
+    email: str, password: str, organization: str, *, ip: str | None, first_token: bool = True
+) -> SignupResult:
+    """Create the user, their organisation, the owner membership and (API) a first API token.
+
+    The portal passes first_token=False: a browser has no use for a token it cannot show again.
+    """
     email = normalize_email(email)
     candidate = User(email=email)
     try:
@@ -79,51 +84,89 @@ def sign_up(email: str, password: str, organization: str, *, ip: str | None) -> 
         raise exceptions.WeakPassword(" ".join(error.messages)) from error
     if User.objects.filter(email__iexact=email).exists():
         raise exceptions.EmailTaken()
+    token, plaintext = None, None
     try:
         with transaction.atomic():
             user = User.objects.create_user(email, password)
             tenant = create_tenant(organization, user)
-            token, plaintext = _issue_token(tenant, user, "First token", expires_at=None)
             record_audit(
                 AuditLog.Action.SIGNUP, tenant=tenant, actor=user, ip=ip, target=tenant.name
             )
-            record_audit(
-                AuditLog.Action.TOKEN_CREATED,
-                tenant=tenant,
-                actor=user,
-                ip=ip,
-                target=token.name,
-                token_id=token.pk,
-            )
+            if first_token:
+                token, plaintext = _issue_token(tenant, user, "First token", expires_at=None)
+                record_audit(
+                    AuditLog.Action.TOKEN_CREATED,
+                    tenant=tenant,
+                    actor=user,
+                    ip=ip,
+                    target=token.name,
+                    token_id=token.pk,
+                )
     except IntegrityError as error:
         # Two sign-ups with one e-mail raced past the check above; the unique index decided.
         raise exceptions.EmailTaken() from error
     return SignupResult(user, tenant, token, plaintext)
 
 
-def log_in(request, email: str, password: str, *, ip: str | None) -> Membership:
-    """Check the password, start a session on the user's first organisation, audit both ways."""
+def log_in(
+    request, email: str, password: str, *, ip: str | None, otp: str | None = None
+) -> Membership:
+    """Check the password (and the second factor if the user has one), start a session.
+
+    Audits both ways. A user with two-factor authentication must send `otp`: a code of their
+    authenticator app or one of their recovery codes (each works once).
+    """
     email = normalize_email(email)
     user = authenticate(request, username=email, password=password)
-    membership = (
-        Membership.objects.select_related("tenant", "user").filter(user=user).first()
-        if user is not None
-        else None
-    )
+    membership = first_membership(user) if user is not None else None
     if membership is None:
-        record_audit(
-            AuditLog.Action.LOGIN_FAILED, tenant=None, actor=None, ip=ip, actor_email=email[:254]
-        )
+        record_failed_login(email, ip=ip)
         raise exceptions.InvalidCredentials()
+    if two_factor.is_enabled(user):
+        if not otp:
+            raise exceptions.OtpRequired()
+        if not two_factor.verify_code(user, otp):
+            record_failed_login(email, ip=ip, reason="invalid_otp")
+            raise exceptions.InvalidOtp()
     login(request, user)
+    start_session(request, user, ip=ip)
+    return membership
+
+
+def first_membership(user: User) -> Membership | None:
+    """The organisation a new session acts for: the user's first."""
+    return Membership.objects.select_related("tenant", "user").filter(user=user).first()
+
+
+def start_session(request, user: User, *, ip: str | None) -> Membership | None:
+    """After Django's login (API or portal): pick the session's tenant and audit the login."""
+    membership = first_membership(user)
+    if membership is None:  # someone removed from every organisation: no tenant to act for
+        return None
     request.session[SESSION_TENANT_KEY] = membership.tenant_id
     record_audit(AuditLog.Action.LOGIN, tenant=membership.tenant, actor=user, ip=ip)
     return membership
 
 
-def log_out(request, context: TenantContext) -> None:
+def record_failed_login(email: str, *, ip: str | None, reason: str = "") -> None:
+    """Audit a refused login (wrong password, unknown e-mail, wrong second factor)."""
+    metadata = {"reason": reason} if reason else {}
+    record_audit(
+        AuditLog.Action.LOGIN_FAILED,
+        tenant=None,
+        actor=None,
+        ip=ip,
+        actor_email=normalize_email(email)[:254],
+        **metadata,
+    )
+
+
+def log_out(request, context: TenantContext | None) -> None:
     """End the session."""
-    record_audit(AuditLog.Action.LOGOUT, tenant=context.tenant, actor=context.user, ip=context.ip)
+    if context is not None:
+        record_audit(
+            AuditLog.Action.LOGOUT, tenant=context.tenant, actor=context.user, ip=context.ip
+        )
     logout(request)
 
 

@@ -21,6 +21,7 @@ class Entitlements(TypedDict):
     max_instances: int | None
     regions: list[str]
     support_response_hours: int | None
+    has_round_the_clock_support: bool
     included_gpu_hours: int
     included_credit_micros: int
 
@@ -33,6 +34,7 @@ PAY_AS_YOU_GO: Entitlements = {
     "max_instances": 1,
     "regions": [],
     "support_response_hours": None,
+    "has_round_the_clock_support": False,
     "included_gpu_hours": 0,
     "included_credit_micros": 0,
 }
@@ -47,6 +49,7 @@ def of_plan(plan: Plan, *, is_paid: bool) -> Entitlements:
         "max_instances": plan.max_instances,
         "regions": list(plan.regions),
         "support_response_hours": plan.support_response_hours,
+        "has_round_the_clock_support": plan.has_round_the_clock_support,
         "included_gpu_hours": plan.included_gpu_hours,
         "included_credit_micros": plan.included_credit_micros,
     }

@@ -25,6 +25,8 @@ class Plan(models.Model):
     max_instances = models.PositiveIntegerField(null=True, blank=True)  # None: no limit
     regions = models.JSONField(default=list, blank=True)  # empty: every region
     support_response_hours = models.PositiveIntegerField(null=True, blank=True)
+    # Support's hours count round the clock (Enterprise, 24/7), not only business hours.
+    has_round_the_clock_support = models.BooleanField(default=False)
     is_public = models.BooleanField(default=True)
     stripe_price_id = models.CharField(max_length=100, blank=True)
 

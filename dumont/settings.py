@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "instances",
     "snapshots",
     "django_htmx",
+    "support",  # tickets (issue [G]); below portal, which only links to its pages
     "portal",  # the web portal sits on top of every other app (issue [G])
 ]
 
@@ -260,6 +262,7 @@ SPECTACULAR_SETTINGS = {
         "RegionEnum": "instances.models.Region",
         "HealthStatusEnum": ["ok", "failing"],
         "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
+        "TicketStatusEnum": "support.models.Ticket.Status",
     },
 }
 
@@ -423,6 +426,41 @@ TOP_UP_MAX_USD = env.int("TOP_UP_MAX_USD", default=10_000)
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Dumont <noreply@dumontcloud.com>")
+
+# --- Accounts in the browser (django-allauth) -----------------------------------------------------
+# Sign-up, sign-in, e-mail verification, password reset and TOTP 2FA at /accounts/. The hooks
+# (accounts.adapters, portal.account.forms) call accounts.services, so a browser sign-up or login
+# does what the API's does: tenant, trial, session tenant, audit rows.
+INSTALLED_APPS += ["allauth", "allauth.account", "allauth.mfa"]  # after portal: its templates win
+MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",  # the API's login and the admin
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+TEMPLATES[0]["OPTIONS"]["context_processors"].append(
+    "portal.account.context_processors.account_menu"
+)
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_FORMS = {"signup": "portal.account.forms.SignupForm"}
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None  # accounts.User logs in by e-mail only
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_CHANGE_EMAIL = True  # one address per person, as accounts.User has: changing replaces it
+# "mandatory": no session before the address is confirmed. Production (DUMONT_HTTPS) always
+# verifies; in development EMAIL_VERIFICATION=optional or none skips the console mail's link.
+ACCOUNT_EMAIL_VERIFICATION = env.str("EMAIL_VERIFICATION", default="mandatory")
+if ACCOUNT_EMAIL_VERIFICATION not in ("mandatory", "optional", "none"):
+    raise ImproperlyConfigured("EMAIL_VERIFICATION must be mandatory, optional or none.")
+if DUMONT_HTTPS and ACCOUNT_EMAIL_VERIFICATION != "mandatory":
+    raise ImproperlyConfigured("EMAIL_VERIFICATION must stay mandatory with DUMONT_HTTPS=true.")
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "Dumont Cloud: "
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # mail the person when their password or 2FA changes
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if DUMONT_HTTPS else "http"
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGIN_URL
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Dumont Cloud"
 
 # --- Object storage (snapshots, issue C) ---------------------------------------------------------
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(DUMONT_HOME / "objects")))

@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -12,14 +13,19 @@ api_patterns = [
     path("", include("spot.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("snapshots.api.urls")),
+    path("", include("support.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+# Staff sign in through the portal's sign-in (with its 2FA step), not a password-only form.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("accounts/", include("allauth.urls")),  # sign-up, sign-in, 2FA (django-allauth)
     path("", include("portal.urls")),
 ]
 

@@ -38,6 +38,27 @@ class NoCapacity(DumontError):
         return {"alternatives": self.alternatives}
 
 
+class PlanLimit(DumontError):
+    """The tenant's plan does not allow this instance; `plan` names the plan."""
+
+    status_code = 403
+
+    def __init__(self, detail: str, *, plan: str):
+        super().__init__(detail)
+        self.plan = plan
+
+    def extra(self) -> dict:
+        return {"plan": self.plan}
+
+
+class InstanceLimitReached(PlanLimit):
+    code = "instance_limit_reached"
+
+
+class RegionNotInPlan(PlanLimit):
+    code = "region_not_in_plan"
+
+
 class ProviderUnavailable(DumontError):
     code = "provider_unavailable"
     status_code = 503

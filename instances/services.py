@@ -10,14 +10,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import SshKey, Tenant
+from billing.entitlements import entitlements_of
 from billing.money import micros_to_usd
 from instances import commands as agent_commands
 from instances import heartbeats, metering, recovery, tasks_queue
 from instances.agent_tokens import agent_token, hash_agent_token
 from instances.exceptions import (
+    InstanceLimitReached,
     InvalidTransition,
     NoCapacity,
     ProviderUnavailable,
+    RegionNotInPlan,
     UnknownAgent,
     UnknownGpu,
     UnknownRegion,
@@ -123,7 +126,20 @@ def create_instance(tenant: Tenant, request: InstanceRequest, *, actor: str) -> 
         gpu_count=request.gpu_count,
         max_price_micros=request.max_price_micros,
     )
-    available = [offer for offer in offers if offer.available > 0]
+    allowed = entitlements_of(tenant)
+    if allowed["regions"] and region and region not in allowed["regions"]:
+        raise RegionNotInPlan(
+            f"Your plan ({allowed['plan']}) runs instances in {', '.join(allowed['regions'])} "
+            f"only, not {region}.",
+            plan=allowed["plan"],
+        )
+    available = [
+        offer
+        for offer in offers
+        if offer.available > 0 and (not allowed["regions"] or offer.region in allowed["regions"])
+    ]
+    if allowed["regions"] and not region and available:
+        region = available[0].region  # the best offer the plan allows; provisioning stays there
     if not available:
         where = f" in {region}" if region else ""
         price = micros_to_usd(request.max_price_micros)
@@ -133,6 +149,7 @@ def create_instance(tenant: Tenant, request: InstanceRequest, *, actor: str) -> 
         )
     metering.require_credit_for_an_hour(tenant.pk, available[0].price_micros_per_hour)
     with transaction.atomic():
+        _check_instance_limit(tenant, allowed)
         instance = Instance.objects.create(
             tenant=tenant,
             name=request.name or f"{gpu.name.lower().replace(' ', '-')}-{timezone.now():%m%d%H%M}",
@@ -150,6 +167,27 @@ def create_instance(tenant: Tenant, request: InstanceRequest, *, actor: str) -> 
         record_creation(instance, actor=actor)
         tasks_queue.after_commit("provision", instance.pk)
     return instance
+
+
+def _check_instance_limit(tenant: Tenant, allowed) -> None:
+    """At most the plan's number of instances (hibernated ones count: they keep their place).
+
+    The tenant's row is locked first so that two concurrent creations cannot both pass."""
+    limit = allowed["max_instances"]
+    if limit is None:
+        return
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    held = (
+        Instance.objects.for_tenant(tenant)
+        .exclude(status__in=[Status.DELETING, Status.DELETED, Status.ERROR])
+        .count()
+    )
+    if held >= limit:
+        raise InstanceLimitReached(
+            f"Your plan ({allowed['plan']}) allows {limit} instance{'s' if limit != 1 else ''} "
+            f"and you have {held}; delete one or choose a larger plan.",
+            plan=allowed["plan"],
+        )
 
 
 def simulate_interruption(instance: Instance, *, context) -> None:

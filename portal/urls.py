@@ -15,4 +15,5 @@ urlpatterns = [
     path("billing/", include("portal.billing.urls")),
     path("settings/", include("portal.account.urls")),
     path("settings/", include("portal.integrations.urls")),
+    path("support/", include("support.urls")),
 ]

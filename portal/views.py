@@ -3,22 +3,10 @@
 from functools import cached_property
 
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied
 from django.views.generic import TemplateView
 
-from accounts.authentication import context_for_session_user, request_ip
+from accounts.authentication import context_for_session
 from accounts.context import TenantContext
-from accounts.services import SESSION_TENANT_KEY
-
-
-def tenant_context(request) -> TenantContext:
-    """The tenant the session acts for (chosen at login), as the API's session auth sees it."""
-    context = context_for_session_user(
-        request.user, request.session.get(SESSION_TENANT_KEY), request_ip(request)
-    )
-    if context is None:  # a user without any organisation left
-        raise PermissionDenied("You are not a member of any organisation.")
-    return context
 
 
 class PortalPage(LoginRequiredMixin, TemplateView):
@@ -31,7 +19,7 @@ class PortalPage(LoginRequiredMixin, TemplateView):
 
     @cached_property
     def tenant_context(self) -> TenantContext:
-        return tenant_context(self.request)
+        return context_for_session(self.request)
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(nav=self.nav, tenant=self.tenant_context.tenant, **kwargs)

@@ -29,6 +29,16 @@ class SignupResponseSerializer(serializers.Serializer):
 class LoginSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=512)
+    otp = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text=(
+            "Accounts with two-factor authentication: the authenticator app's current code, or "
+            "an unused recovery code. Without it such a login answers 400 `otp_required`."
+        ),
+    )
 
 
 class MeSerializer(serializers.Serializer):

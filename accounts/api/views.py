@@ -49,7 +49,7 @@ class SignupView(AnonymousEntryView):
 
 
 class LoginView(AnonymousEntryView):
-    """Start a portal session (cookie) with e-mail and password."""
+    """Start a portal session (cookie) with e-mail and password (and `otp` when 2FA is on)."""
 
     throttle_scope = "login"
 

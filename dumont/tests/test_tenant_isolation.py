@@ -25,6 +25,7 @@ from instances.models import Instance
 from instances.tests.factories import InstanceFactory
 from snapshots.models import Snapshot
 from spot.models import PriceAlert
+from support.models import Ticket
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import emit
 
@@ -189,6 +190,16 @@ def _make_snapshot(a: Account) -> Made:
     return Made({"pk": snapshot.pk}, "alpha-snapshot-name")
 
 
+def _make_ticket(a: Account) -> Made:
+    response = a.client.post(
+        "/api/support/tickets",
+        {"subject": "alpha-ticket-subject", "body": "alpha-ticket-body"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return Made({"pk": response.json()["id"]}, "alpha-ticket-subject")
+
+
 def _market_data(a: Account) -> Made:
     """Spot analytics are the same for every tenant; B must still never see A's things."""
     a.client.post("/api/tokens", {"name": "alpha-market-watcher"}, format="json")
@@ -285,6 +296,12 @@ ROUTES: dict[str, Case] = {
     "webhook-deliveries": Case("detail", _make_webhook_delivery, WebhookDelivery),
     "webhook-delivery-detail": Case("detail", _make_webhook_delivery, WebhookDelivery),
     "webhook-delivery-redeliver": Case("detail", _make_webhook_delivery, WebhookDelivery),
+    "support-ticket-list": Case(
+        "list", _make_ticket, Ticket, body={"subject": "beta", "body": "beta"}
+    ),
+    "support-ticket-detail": Case("detail", _make_ticket, Ticket),
+    "support-ticket-messages": Case("detail", _make_ticket, Ticket, body={"body": "beta"}),
+    "support-ticket-close": Case("detail", _make_ticket, Ticket),
 }
 
 

@@ -1,0 +1,48 @@
+from rest_framework import serializers
+
+from support.models import Ticket, TicketMessage
+
+
+class TicketMessageSerializer(serializers.ModelSerializer):
+    body = serializers.CharField(max_length=20_000, trim_whitespace=True)
+
+    class Meta:
+        model = TicketMessage
+        fields = ["id", "author_email", "body", "is_staff", "created_at"]
+        read_only_fields = ["id", "author_email", "is_staff", "created_at"]
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    is_overdue = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id",
+            "subject",
+            "status",
+            "priority",
+            "created_at",
+            "updated_at",
+            "first_response_due_at",
+            "first_responded_at",
+            "closed_at",
+            "is_overdue",
+        ]
+        read_only_fields = fields
+
+
+class TicketDetailSerializer(TicketSerializer):
+    messages = TicketMessageSerializer(many=True, read_only=True)
+
+    class Meta(TicketSerializer.Meta):
+        fields = [*TicketSerializer.Meta.fields, "messages"]
+        read_only_fields = fields
+
+
+class TicketCreateSerializer(serializers.Serializer):
+    subject = serializers.CharField(max_length=200)
+    body = serializers.CharField(max_length=20_000, help_text="The first message.")
+    priority = serializers.ChoiceField(
+        choices=Ticket.Priority.choices, default=Ticket.Priority.NORMAL
+    )
