@@ -291,10 +291,20 @@ def stop_machine_in_error(instance: Instance, event) -> None:
         tasks_queue.after_commit("stop_machine", f"{instance.provider}:{instance.provider_id}")
 
 
+def close_abandoned_failover(instance: Instance, event) -> None:
+    """Transition hook: a failover whose instance ends in `error` or is deleted before a GPU
+    serves it again is recorded `failed` (it never stays `in_progress`)."""
+    if event.to_status in (Status.ERROR, Status.DELETING, Status.DELETED):
+        Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS).update(
+            status=Failover.Status.FAILED
+        )
+
+
 def register() -> None:
     from instances.transitions import register_transition_hook
 
     register_transition_hook(stop_machine_in_error)
+    register_transition_hook(close_abandoned_failover)
     agent_commands.register_command_hooks(
         RESTORE_LATEST, agent_commands.CommandHooks(on_result=restore_finished)
     )

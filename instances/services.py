@@ -27,7 +27,7 @@ from instances.exceptions import (
 )
 from instances.models import AgentCommand, Instance
 from instances.providers import get_provider
-from instances.providers.base import Offer, TransientProviderError
+from instances.providers.base import Offer, OfferUnavailable, TransientProviderError
 from instances.transitions import record_creation, transition
 from spot.catalog import Gpu, find_gpu, find_region, gpus
 
@@ -270,6 +270,9 @@ def provision(instance_id: str) -> None:
         )
 
 
+RENT_ATTEMPTS = 3  # offers tried in turn when the cheapest is taken before we rent it
+
+
 def acquire_machine(
     instance: Instance, *, exclude_offer_ids: frozenset[str] = frozenset(), any_region=False
 ) -> bool:
@@ -296,9 +299,6 @@ def acquire_machine(
     offers = search(region)
     if not offers and any_region and region:
         offers = search(None)
-    if not offers:
-        return False
-    offer = offers[0]
     spec = MachineSpec(
         instance_id=instance.pk,
         image=instance.image,
@@ -306,7 +306,16 @@ def acquire_machine(
         ssh_public_keys=tuple(instance.ssh_keys.values_list("public_key", flat=True)),
         env=_spec_env(instance),
     )
-    machine = provider.create(offer, spec, idempotency_key=instance.provision_key)
+    # An offer can be rented by someone else between the search and the rent (a busy market,
+    # or our own instances failing over together): the next offers are tried before giving up.
+    for offer in offers[:RENT_ATTEMPTS]:
+        try:
+            machine = provider.create(offer, spec, idempotency_key=instance.provision_key)
+            break
+        except OfferUnavailable as error:
+            logger.info("offer %s for %s is gone: %s", offer.offer_id, instance.pk, error)
+    else:
+        return False
     Instance.objects.filter(pk=instance.pk, status=instance.status).update(
         provider=provider.name,
         provider_id=machine.provider_id,

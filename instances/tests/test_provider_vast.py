@@ -462,7 +462,22 @@ def test_a_machine_rented_by_a_provision_that_then_gave_up_is_destroyed(vast_mar
 
 
 @pytest.mark.django_db
-def test_an_offer_taken_before_the_rent_puts_the_instance_in_error(vast_market):
+def test_an_offer_taken_before_the_rent_is_passed_over_for_the_next(vast_market):
+    _rtx_4090_offer(vast_market)
+    _rtx_4090_offer(vast_market, offer_id=102, dph_total=0.5)
+    vast_market.fail("PUT", r"/api/v0/asks/101/", 410)  # someone rents 101 first
+    instance = _pending_instance()
+
+    tasks.provision(instance.pk)
+
+    instance.refresh_from_db()
+    assert instance.status == Status.PROVISIONING
+    assert instance.offer_id == "102"
+    assert len(vast_market.instances) == 1
+
+
+@pytest.mark.django_db
+def test_when_every_offer_is_taken_before_the_rent_the_instance_is_in_error(vast_market):
     _rtx_4090_offer(vast_market)
     vast_market.fail("PUT", r"/api/v0/asks/\d+/", 410)
     instance = _pending_instance()
@@ -471,8 +486,7 @@ def test_an_offer_taken_before_the_rent_puts_the_instance_in_error(vast_market):
 
     instance.refresh_from_db()
     assert instance.status == Status.ERROR
-    reason = instance.events.get(to_status=Status.ERROR).reason
-    assert reason.startswith("provisioning failed: offer 101")
+    assert "no offer under the maximum price" in instance.events.get(to_status=Status.ERROR).reason
     assert vast_market.instances == {}
 
 

@@ -181,3 +181,17 @@ def test_a_failover_left_half_done_by_a_dead_worker_is_resumed(simulator, settin
     instance.refresh_from_db()
     assert instance.status == Status.RECOVERING and instance.provider_id
     assert instance.failovers.get().failed_provider_id != instance.provider_id
+
+
+@pytest.mark.django_db
+def test_a_failover_whose_instance_ends_in_error_is_recorded_failed(simulator):
+    instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
+    services.provision(instance.pk)
+    Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING)
+    simulator.post(f"/v1/machines/{Instance.objects.get(pk=instance.pk).provider_id}/interrupt")
+    reconcile_all()
+    assert instance.failovers.get().status == "in_progress"
+
+    services.mark_error(Instance.objects.get(pk=instance.pk), actor="system", reason="given up")
+
+    assert instance.failovers.get().status == "failed"
