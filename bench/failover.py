@@ -55,16 +55,27 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+class InstanceFailed(Exception):
+    """The instance ended in `error`: no more rounds for it."""
+
+
+def ready(base, token, instance_id) -> bool:
+    instance = call(base, token, f"/api/instances/{instance_id}")
+    if instance["status"] == "error":
+        raise InstanceFailed(instance["status_reason"])
+    return bool(
+        instance["status"] == "running"
+        and (instance["standby"] or {}).get("status") == "following"
+        and instance["last_sync_at"]
+    )
+
+
 def drive(base, token, sim, instance_id, rounds, results, errors):
     rng = random.Random(instance_id)
     for _ in range(rounds):
         try:
             wait_for(
-                lambda: (
-                    (i := call(base, token, f"/api/instances/{instance_id}"))["status"] == "running"
-                    and (i["standby"] or {}).get("status") == "following"
-                    and i["last_sync_at"]
-                ),
+                lambda: ready(base, token, instance_id),
                 120,
                 "running with a following standby",
             )
@@ -82,6 +93,9 @@ def drive(base, token, sim, instance_id, rounds, results, errors):
                 "the failover to complete",
             )
             results.append(failover)
+        except InstanceFailed as error:
+            errors.append(f"{instance_id}: in error: {error}")
+            return
         except Exception as error:  # record and go on: the figures say how many completed
             errors.append(f"{instance_id}: {error}")
 
@@ -112,6 +126,8 @@ def main() -> None:
             str(port),
             "--sim-port",
             str(sim_port),
+            "--stripe-port",
+            str(free_port()),
             "--provision-delay",
             str(arguments.provision_delay),
         ],
