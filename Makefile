@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dumont
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: run test lint fmt install install-dev chromium
+.PHONY: run test lint fmt install install-dev chromium messages
 
 $(VENV)/.installed: requirements.txt agent/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,3 +54,17 @@ lint: $(VENV)/.installed-dev
 fmt: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Translations, for maintainers (needs GNU gettext: msgfmt, xgettext, msgmerge). Collects every
+# string of the project into the one catalogue locale/pt_BR/LC_MESSAGES/django.po (new strings
+# arrive with an empty msgstr, changed ones as fuzzy), compiles it to django.mo and counts what is
+# left to translate. Translate those entries (and drop their "fuzzy" flag), run it again and commit
+# django.po with django.mo: `make run` reads the .mo and needs no gettext.
+I18N_IGNORE := --ignore=.venv --ignore=cli --ignore=var --ignore=bench --ignore="*/tests/*"
+I18N_ENV := DUMONT_HOME=$(CURDIR)/var/i18n SECRET_KEY=i18n-only
+messages: $(VENV)/.installed
+	@command -v msgfmt >/dev/null || { echo "GNU gettext is needed (apt-get install gettext)"; exit 1; }
+	mkdir -p locale
+	$(I18N_ENV) $(PY) manage.py makemessages -l pt_BR $(I18N_IGNORE) --no-location
+	$(I18N_ENV) $(PY) manage.py compilemessages -l pt_BR $(I18N_IGNORE)
+	@msgfmt --statistics -o /dev/null locale/pt_BR/LC_MESSAGES/django.po
