@@ -4,6 +4,7 @@ Money is integer micro-USD (`_micros`) everywhere; see billing/money.py for the 
 """
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Tenant, TenantOwnedQuerySet
 
@@ -39,12 +40,12 @@ class Plan(models.Model):
 
 class Subscription(models.Model):
     class Status(models.TextChoices):
-        TRIALING = "trialing"
-        ACTIVE = "active"
-        PAST_DUE = "past_due"
-        CANCELED = "canceled"
-        EXPIRED = "expired"  # a trial that ended without a paid plan
-        INCOMPLETE = "incomplete"  # a checkout opened, the first payment not made yet
+        TRIALING = "trialing", _("Trial")
+        ACTIVE = "active", _("Active")
+        PAST_DUE = "past_due", _("Past due")
+        CANCELED = "canceled", _("Canceled")
+        EXPIRED = "expired", _("Expired")  # a trial that ended without a paid plan
+        INCOMPLETE = "incomplete", _("Incomplete")  # a checkout opened, not paid yet
 
     # The statuses in which the plan's entitlements apply.
     ENTITLED = (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE)

@@ -67,6 +67,8 @@ class BudgetForm(forms.Form):
         help_text=_("Leave empty for no budget."),
     )
     thresholds_percent = forms.CharField(
+        # Translators: a plain percent sign, not a format.
+        # xgettext:no-python-format
         label=_("Alert at (% of the budget)"),
         max_length=100,
         help_text=_("E-mail and webhook when the month's usage reaches each: 50, 80, 100."),
