@@ -241,6 +241,14 @@ class Loop:
         self.wake.set()
 
 
+def pause_after(interval: float, elapsed: float) -> float:
+    """The wait after a sync that took `elapsed` seconds: syncs start every `interval`, so their
+    own duration does not add to the RPO (the age of the newest sync at an interruption); at
+    least a tenth of the interval, so a workspace slower to sync than that still leaves the
+    machine's disk and CPU some rest between syncs."""
+    return max(interval - elapsed, interval / 10)
+
+
 class Sync(Loop):
     """Continuous sync: an incremental snapshot of the workspace every few seconds.
 
@@ -284,8 +292,9 @@ class Sync(Loop):
             if self.jobs.is_restoring:
                 self.wake.wait(1)
                 continue
+            started = time.monotonic()
             self.sync_once()
-            self.wake.wait(self.interval_seconds)
+            self.wake.wait(pause_after(self.interval_seconds, time.monotonic() - started))
 
     @property
     def is_configured(self) -> bool:

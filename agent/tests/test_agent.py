@@ -153,3 +153,12 @@ def test_a_missing_token_is_a_configuration_error(tmp_path):
 
     assert result.returncode == 2
     assert result.stderr.strip().startswith("dumont-agent: api_url and token are required")
+
+
+def test_syncs_start_every_interval_whatever_their_own_duration():
+    from dumont_agent.jobs import pause_after
+
+    assert pause_after(10, 3) == 7  # a 3 s sync is followed by 7 s: one starts every 10 s
+    assert pause_after(2, 0.4) == pytest.approx(1.6)
+    # A workspace slower to sync than the interval still rests a tenth of it between syncs.
+    assert pause_after(10, 25) == 1
