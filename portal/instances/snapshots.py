@@ -76,7 +76,8 @@ class SnapshotRowPartial(SnapshotPage):
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(row=facts.SnapshotRow(self.snapshot), **kwargs)
+        kwargs.setdefault("row", facts.SnapshotRow(self.snapshot))
+        return super().get_context_data(**kwargs)
 
 
 class DeleteSnapshot(SnapshotRowPartial):
