@@ -32,9 +32,7 @@ def refusal(error: DumontError) -> str:
         "unknown_ssh_key": _("One of the SSH keys is no longer in your organisation."),
         "instance_not_running": _("Only a running instance's workspace can be snapshotted."),
         "snapshot_not_ready": _("Only a completed snapshot can be restored."),
-        "snapshot_busy": _(
-            "The snapshot is being taken or restored; try again when it is done."
-        ),
+        "snapshot_busy": _("The snapshot is being taken or restored; try again when it is done."),
     }
     if error.code == "invalid_transition":
         status = STATUS_LABELS.get(error.from_status, error.from_status)

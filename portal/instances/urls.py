@@ -24,10 +24,6 @@ urlpatterns = [
     path("snapshots/", snapshots.SnapshotsPage.as_view(), name="snapshots"),
     path("snapshots/list/", snapshots.SnapshotListPartial.as_view(), name="snapshot-list"),
     path("snapshots/<str:pk>/row/", snapshots.SnapshotRowPartial.as_view(), name="snapshot-row"),
-    path(
-        "snapshots/<str:pk>/delete/", snapshots.DeleteSnapshot.as_view(), name="snapshot-delete"
-    ),
-    path(
-        "snapshots/<str:pk>/restore/", snapshots.RestorePage.as_view(), name="snapshot-restore"
-    ),
+    path("snapshots/<str:pk>/delete/", snapshots.DeleteSnapshot.as_view(), name="snapshot-delete"),
+    path("snapshots/<str:pk>/restore/", snapshots.RestorePage.as_view(), name="snapshot-restore"),
 ]

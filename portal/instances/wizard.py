@@ -141,8 +141,10 @@ class WorkloadStep(WizardStep):
                         ),
                         "hours": option.hours,
                         "cost_usd": cents_text(
-                            int(metering.billed_price(option.price_micros * option.gpu_count)
-                                * option.hours)
+                            int(
+                                metering.billed_price(option.price_micros * option.gpu_count)
+                                * option.hours
+                            )
                         ),
                         "arithmetic": describe(option, workload),
                         "is_recommended": option is advice.option,
@@ -261,9 +263,7 @@ class ConfirmStep(WizardStep):
     def get_context_data(self, **kwargs):
         tenant = self.tenant_context.tenant
         machine = self.state["machine"]
-        market = market_now(
-            machine["gpu"], machine["gpu_count"], machine["region"], timezone.now()
-        )
+        market = market_now(machine["gpu"], machine["gpu_count"], machine["region"], timezone.now())
         max_micros = usd_to_micros(machine["max_price"])
         # Price now when the market has one under the maximum; else the most it may cost.
         hourly = market["hourly_micros"]
