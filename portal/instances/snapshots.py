@@ -17,10 +17,11 @@ from instances.services import InstanceRequest
 from portal.instances import facts
 from portal.instances.forms import RestoreForm
 from portal.instances.refusals import refusal
-from portal.instances.wizard import market_now
+from portal.instances.wizard import gpu_count_of, market_now
 from portal.views import PortalPage
 from snapshots import services
 from snapshots.models import Snapshot
+from spot.catalog import find_gpu
 
 PAGE_SIZE = 20
 
@@ -119,7 +120,15 @@ class RestorePage(SnapshotPage):
                     "name": f"{snapshot.name}-restored"[:100],
                 }
             )
-        return super().get_context_data(row=facts.SnapshotRow(snapshot), **kwargs)
+        form = kwargs["form"]
+        gpu = find_gpu(str(form["gpu"].value() or "")) or find_gpu(snapshot.source_gpu)
+        market = market_now(
+            gpu.name if gpu else snapshot.source_gpu,
+            gpu_count_of(form["gpu_count"].value()),
+            form["region"].value() or "",
+            timezone.now(),
+        )
+        return super().get_context_data(row=facts.SnapshotRow(snapshot), market=market, **kwargs)
 
     def post(self, request, pk: str):
         snapshot = self.snapshot

@@ -8,6 +8,7 @@ the last step calls instances.services.create_instance like POST /api/instances 
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -64,12 +65,18 @@ def market_now(gpu_name: str, gpu_count: int, region: str, now: datetime) -> dic
         "market_usd": usd_text(machine) if machine is not None else None,
         "hourly_micros": metering.billed_price(machine) if machine is not None else None,
         "hourly_usd": usd_text(metering.billed_price(machine)) if machine is not None else None,
-        "suggested_max_usd": (
-            str((Decimal(machine) * MARGIN_OVER_MARKET / 1_000_000).quantize(Decimal("0.01")))
-            if machine
-            else None
-        ),
+        "suggested_max_usd": suggested_max_usd(machine, gpu_count),
     }
+
+
+def suggested_max_usd(machine_micros: int | None, gpu_count: int) -> str:
+    """A maximum price to start from: a quarter above the market now, or (no price known) the
+    default POST /api/instances uses."""
+    if machine_micros:
+        usd = Decimal(machine_micros) * MARGIN_OVER_MARKET / 1_000_000
+    else:
+        usd = Decimal(str(settings.DEFAULT_MAX_PRICE_PER_GPU_USD)) * gpu_count
+    return str(usd.quantize(Decimal("0.01")))
 
 
 class WizardStep(PortalPage):
@@ -189,7 +196,7 @@ class MachineStep(WizardStep):
         form = kwargs["form"]
         gpu = form["gpu"].value()
         gpu = find_gpu(str(gpu or "")) or find_gpu(DEFAULT_GPU)
-        count = _count(form["gpu_count"].value())
+        count = gpu_count_of(form["gpu_count"].value())
         region = form["region"].value() or ""
         return super().get_context_data(
             market=market_now(gpu.name, count, region, timezone.now()), **kwargs
@@ -212,7 +219,7 @@ class MachineStep(WizardStep):
         return redirect("portal:instances-new-keys")
 
 
-def _count(value) -> int:
+def gpu_count_of(value) -> int:
     try:
         count = int(value)
     except (TypeError, ValueError):
@@ -229,7 +236,7 @@ class MarketPartial(PortalPage):
         query = self.request.GET
         gpu = find_gpu(query.get("gpu", "")) or find_gpu(DEFAULT_GPU)
         region = query.get("region", "")
-        count = _count(query.get("gpu_count"))
+        count = gpu_count_of(query.get("gpu_count"))
         market = market_now(gpu.name, count, region, timezone.now())
         return super().get_context_data(market=market, **kwargs)
 

@@ -554,3 +554,24 @@ def test_no_capacity_under_the_price_lists_the_alternatives(browser, owner, simu
     assert "No machine of this GPU is free under your maximum price" in page
     assert "Use this" in page
     assert not Instance.objects.exists()
+
+
+def test_the_instance_pages_live_part_comes_alone_for_htmx(browser, owner):
+    instance = _instance(owner, status=Status.HIBERNATED)
+
+    partial = browser.get(f"/instances/{instance.pk}/live/").content.decode()
+
+    assert "<html" not in partial
+    assert 'id="instance-live"' in partial and 'data-status="hibernated"' in partial
+    assert 'data-action="wake"' in partial
+
+
+def test_without_a_market_price_the_maximum_starts_at_the_api_default(browser, settings):
+    settings.DEFAULT_MAX_PRICE_PER_GPU_USD = 1.5
+    browser.post("/instances/new/", {"skip": "1"})
+    browser.post("/instances/new/", {"choose": "1", "gpu": "A100", "gpu_count": "2"})
+
+    page = browser.get("/instances/new/machine/").content.decode()
+
+    assert 'name="max_price" value="3.00"' in page
+    assert "No price for this GPU right now." in page
