@@ -23,8 +23,3 @@ class PortalPage(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(nav=self.nav, tenant=self.tenant_context.tenant, **kwargs)
-
-
-class DashboardPage(PortalPage):
-    template_name = "portal/dashboard.html"
-    nav = "dashboard"

@@ -81,7 +81,8 @@ def connection_info(instance: Instance) -> dict:
     domain = settings.DUMONT_DOMAIN
     host, port = instance.ssh_host, instance.ssh_port
     if instance.is_on_standby:  # failover: the names point at the CPU standby meanwhile
-        serving = instance.standbys.filter(status="serving").first()
+        # Read through .all() so that a list (the portal's dashboard) can prefetch standbys.
+        serving = next((s for s in instance.standbys.all() if s.status == "serving"), None)
         if serving is not None:
             host, port = serving.ssh_host, serving.ssh_port
     has_ssh = bool(host and port)

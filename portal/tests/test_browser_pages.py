@@ -1,11 +1,18 @@
-"""The market and billing pages in a real browser (Debian's Chromium through Playwright)
-against the live system: charts drawn without console errors at desktop and phone widths,
-credits bought through the fake Stripe Checkout, and the language switcher."""
+"""The portal's pages in a real browser (Debian's Chromium through Playwright) against the live
+system: market charts drawn without console errors at desktop and phone widths, credits bought
+through the fake Stripe Checkout, the language switcher, and the instance pages (dashboard,
+instance page, wizard, snapshots) at both widths with live snapshot progress."""
+
+import threading
 
 import pytest
 
 from billing import ledger
 from conftest import wait_until
+from instances.models import Instance
+from instances.tests.factories import InstanceFactory
+from snapshots.models import Snapshot
+from snapshots.services import snapshot_payload
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -84,4 +91,93 @@ def test_the_language_switcher_turns_the_page_portuguese(live_portal, owner, pho
     page.wait_for_load_state("networkidle")
     assert page.get_attribute("html", "lang") == "pt-br"
     assert page.url.endswith("/billing/")
+    assert page.console_errors == []
+
+
+def _push(tenant_id: int, event: str, data: dict) -> None:
+    """A live event as a worker sends it (in a thread: Playwright's loop runs in this one)."""
+    from dumont.live import push_to_tenant
+
+    pusher = threading.Thread(target=push_to_tenant, args=(tenant_id, event, data))
+    pusher.start()
+    pusher.join()
+
+
+def _fits(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"] + 1
+
+
+@pytest.mark.parametrize("tab", ["page", "phone_page"])
+def test_the_instance_pages_fit_both_widths_without_errors(live_portal, owner, tab, request):
+    page = request.getfixturevalue(tab)
+    live_portal.sign_in(page, owner.user)
+    instance = InstanceFactory(
+        tenant=owner.tenant,
+        name="a-rather-long-instance-name-for-a-phone",
+        status=Instance.Status.RUNNING,
+        price_micros=412_345,
+        ssh_host="ssh7.gpu-hosts.example.net",
+        ssh_port=41022,
+    )
+    snapshot = Snapshot.objects.create(
+        tenant=owner.tenant,
+        instance=instance,
+        name="checkpoint-after-epoch-3",
+        source_gpu=instance.gpu,
+        source_region=instance.region,
+        status=Snapshot.Status.COMPLETED,
+        engine_snapshot_id="e1",
+        size_bytes=3_000_000_000,
+    )
+
+    for path in [
+        "/",
+        f"/instances/{instance.pk}/",
+        "/instances/new/",
+        "/snapshots/",
+        f"/snapshots/{snapshot.pk}/restore/",
+    ]:
+        response = live_portal.goto(page, path)
+        assert response.status == 200, path
+        assert _fits(page), path
+    live_portal.goto(page, "/instances/new/")
+    with page.expect_navigation():
+        page.click("button[name=skip]")
+    page.select_option("select[name=gpu]", "A100")
+    page.wait_for_selector("#market-now >> text=A100")  # the live market follows the choice
+    assert _fits(page)
+    assert page.console_errors == []
+
+
+def test_a_snapshot_shows_its_progress_live_and_deletes_from_its_row(live_portal, owner, page):
+    live_portal.sign_in(page, owner.user)
+    instance = InstanceFactory(tenant=owner.tenant, status=Instance.Status.RUNNING)
+    snapshot = Snapshot.objects.create(
+        tenant=owner.tenant,
+        instance=instance,
+        name="nightly",
+        source_gpu=instance.gpu,
+        status=Snapshot.Status.RUNNING,
+        bytes_done=100,
+        bytes_total=1000,
+    )
+    live_portal.goto(page, "/snapshots/")
+    page.wait_for_function("document.documentElement.dataset.live === 'on'")
+    page.evaluate("window.notReloaded = true")
+    row = page.locator(f"tr[data-snapshot-id={snapshot.pk}]")
+    assert row.locator("progress").get_attribute("value") == "10"
+
+    Snapshot.objects.filter(pk=snapshot.pk).update(bytes_done=600)
+    _push(owner.tenant.pk, "snapshot.progress", snapshot_payload(snapshot))
+    row.locator("progress[value='60']").wait_for()
+    Snapshot.objects.filter(pk=snapshot.pk).update(
+        status=Snapshot.Status.COMPLETED, engine_snapshot_id="e2", size_bytes=1000
+    )
+    _push(owner.tenant.pk, "snapshot.completed", snapshot_payload(snapshot))
+    row.locator("[data-snapshot-status=completed]").wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("[data-action=delete]").click()
+
+    row.locator("[data-snapshot-status=deleting]").wait_for()
+    assert page.evaluate("window.notReloaded") is True
     assert page.console_errors == []

@@ -65,6 +65,31 @@ def max_memory_gb() -> float:
     return max(gpu.vram_gb for gpu in gpus()) * compute.MAX_GPUS
 
 
+def workload_from(data: dict) -> Workload:
+    """The advisor's workload from AdvisorRequest's validated data (this API and the portal's
+    wizard); ModelTooLarge when no machine we rent holds the model."""
+    mode = data.get("mode") or guess_mode(data["workload"])
+    tokens = data.get("dataset_size", DEFAULT_TOKENS) * data.get("epochs", 1)
+    serving = data.get("serving_hours") or data.get("deadline_hours") or DEFAULT_SERVING_HOURS
+    workload = Workload(
+        description=data["workload"],
+        parameters_b=data["parameters_b"],
+        mode=mode,
+        tokens=tokens,
+        serving_hours=serving if mode == "inference" else None,
+        budget_usd=data.get("budget_usd"),
+        deadline_hours=data.get("deadline_hours"),
+        region=data.get("region", ""),
+    )
+    if compute.memory_gb(workload.parameters_b, mode) > max_memory_gb():
+        raise ModelTooLarge(
+            f"{workload.parameters_b:g}B parameters ({mode}) need "
+            f"{compute.memory_gb(workload.parameters_b, mode):.0f} GB: more than "
+            f"{compute.MAX_GPUS} of our largest GPUs hold."
+        )
+    return workload
+
+
 def _option(option: JobOption) -> dict:
     return {
         "gpu": option.gpu.name,
@@ -119,26 +144,7 @@ class AdvisorView(APIView):
     def post(self, request):
         form = AdvisorRequest(data=request.data)
         form.is_valid(raise_exception=True)
-        data = form.validated_data
-        mode = data.get("mode") or guess_mode(data["workload"])
-        tokens = data.get("dataset_size", DEFAULT_TOKENS) * data["epochs"]
-        serving = data.get("serving_hours") or data.get("deadline_hours") or DEFAULT_SERVING_HOURS
-        workload = Workload(
-            description=data["workload"],
-            parameters_b=data["parameters_b"],
-            mode=mode,
-            tokens=tokens,
-            serving_hours=serving if mode == "inference" else None,
-            budget_usd=data.get("budget_usd"),
-            deadline_hours=data.get("deadline_hours"),
-            region=data["region"],
-        )
-        if compute.memory_gb(workload.parameters_b, mode) > max_memory_gb():
-            raise ModelTooLarge(
-                f"{workload.parameters_b:g}B parameters ({mode}) need "
-                f"{compute.memory_gb(workload.parameters_b, mode):.0f} GB: more than "
-                f"{compute.MAX_GPUS} of our largest GPUs hold."
-            )
+        workload = workload_from(form.validated_data)
         advice = advise(workload, timezone.now())
         if advice is None:
             where = f" in {workload.region}" if workload.region else ""

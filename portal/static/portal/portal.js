@@ -1,5 +1,6 @@
 // Dumont Cloud portal: one websocket to /ws/tenant/ (session auth) that re-dispatches each
-// live event as a DOM event `dumont:<event>` on document, and reconnects with backoff.
+// live event as a DOM event `dumont:<event>` on document, and reconnects with backoff. Each
+// time the socket opens, `dumont:connected` is dispatched on document.
 (function () {
   "use strict";
   let delay = 1000;
@@ -9,6 +10,8 @@
     socket.addEventListener("open", function () {
       delay = 1000;
       document.documentElement.dataset.live = "on";
+      // Pages redraw what may have changed while no socket was open (dumont:connected).
+      document.dispatchEvent(new CustomEvent("dumont:connected"));
     });
     socket.addEventListener("message", function (message) {
       let payload;
