@@ -4,6 +4,7 @@ import secrets
 import string
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import SshKey, Tenant, TenantOwnedQuerySet
 
@@ -32,18 +33,18 @@ class Instance(models.Model):
     """A customer's GPU machine. Only `instances.transitions.transition` writes `status`."""
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        PROVISIONING = "provisioning"
-        RUNNING = "running"
-        HIBERNATING = "hibernating"
-        HIBERNATED = "hibernated"
-        WAKING = "waking"
-        FAILING_OVER = "failing_over"
-        ON_STANDBY = "on_standby"
-        RECOVERING = "recovering"
-        DELETING = "deleting"
-        DELETED = "deleted"
-        ERROR = "error"
+        PENDING = "pending", _("Pending")
+        PROVISIONING = "provisioning", _("Provisioning")
+        RUNNING = "running", _("Running")
+        HIBERNATING = "hibernating", _("Hibernating")
+        HIBERNATED = "hibernated", _("Hibernated")
+        WAKING = "waking", _("Waking")
+        FAILING_OVER = "failing_over", _("Failing over")
+        ON_STANDBY = "on_standby", _("On standby")
+        RECOVERING = "recovering", _("Recovering")
+        DELETING = "deleting", _("Deleting")
+        DELETED = "deleted", _("Deleted")
+        ERROR = "error", _("Error")
 
     id = models.CharField(primary_key=True, max_length=16, default=new_instance_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="instances")
@@ -230,9 +231,9 @@ class Failover(models.Model):
     """
 
     class Status(models.TextChoices):
-        IN_PROGRESS = "in_progress"
-        COMPLETED = "completed"
-        FAILED = "failed"
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="failovers")

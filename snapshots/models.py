@@ -3,6 +3,7 @@
 import secrets
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Tenant, TenantOwnedQuerySet
 from instances.models import AgentCommand, Instance
@@ -31,12 +32,12 @@ class Snapshot(models.Model):
     """A point-in-time copy of an instance's workspace, taken by its agent."""
 
     class Status(models.TextChoices):
-        PENDING = "pending"  # waiting for the agent to take the command
-        RUNNING = "running"
-        COMPLETED = "completed"
-        FAILED = "failed"
-        DELETING = "deleting"
-        DELETED = "deleted"
+        PENDING = "pending", _("Waiting for the agent")  # waiting for the agent to take the command
+        RUNNING = "running", _("Taking")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+        DELETING = "deleting", _("Deleting")
+        DELETED = "deleted", _("Deleted")
 
     id = models.CharField(primary_key=True, max_length=16, default=new_snapshot_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="snapshots")

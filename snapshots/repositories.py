@@ -112,8 +112,12 @@ def ensure_repository(tenant_id: int) -> SnapshotRepository:
 
 
 def measure(tenant_id: int) -> int:
-    """Re-read the repository's size (bytes in the store) and record it; returns it."""
-    stored = open_repository(tenant_id).stats().stored_bytes
+    """Re-read the repository's size (bytes in the store) and record it; returns it (0 when
+    the repository is not there)."""
+    try:
+        stored = open_repository(tenant_id).stats().stored_bytes
+    except RepositoryNotFound:
+        stored = 0
     SnapshotRepository.objects.filter(tenant_id=tenant_id).update(
         stored_bytes=stored, measured_at=timezone.now()
     )
@@ -125,9 +129,13 @@ def forget(tenant_id: int, snapshot_ids: list[str], *, now: datetime | None = No
 
     Collection keeps packs younger than the engine's grace period and waits while a backup
     holds its lease (snapshots/engine/maintenance.py), so an agent syncing meanwhile loses
-    nothing; what is left goes at the next maintenance.
+    nothing; what is left goes at the next maintenance. Without a repository there is nothing
+    to forget.
     """
-    repository = open_repository(tenant_id)
+    try:
+        repository = open_repository(tenant_id)
+    except RepositoryNotFound:
+        return
     known = set(repository.snapshot_ids())
     for snapshot_id in snapshot_ids:
         if snapshot_id in known:

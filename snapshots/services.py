@@ -213,6 +213,8 @@ def forget_snapshot(snapshot_id: str) -> None:
     Snapshot.objects.filter(pk=snapshot_id).update(
         status=Snapshot.Status.DELETED, deleted_at=timezone.now()
     )
+    snapshot.refresh_from_db()
+    push_after_commit(snapshot.tenant_id, "snapshot.deleted", snapshot_payload(snapshot))
     measure_repository(snapshot.tenant_id)
 
 

@@ -16,17 +16,11 @@ PRODUCTION_ENVIRONMENT = {
 }
 
 
-# Set by the browser tests' harness for this test process (portal/tests/browser.py), never in a
-# deployment: the checks below are about the deployment's environment, not the test run's.
-TEST_RUN_ONLY = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
-
-
 def _manage(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    inherited = {name: value for name, value in os.environ.items() if name not in TEST_RUN_ONLY}
     return subprocess.run(
         [sys.executable, "manage.py", *arguments],
         cwd=settings.BASE_DIR,
-        env={**inherited, **env},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,

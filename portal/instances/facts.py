@@ -6,7 +6,6 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Prefetch, Sum
-from django.utils.translation import gettext_lazy as _
 
 from billing import metering
 from billing.alerts import USAGE_KINDS
@@ -18,33 +17,10 @@ from snapshots.models import Snapshot
 
 Status = Instance.Status
 
-STATUS_LABELS = {
-    Status.PENDING: _("Pending"),
-    Status.PROVISIONING: _("Provisioning"),
-    Status.RUNNING: _("Running"),
-    Status.HIBERNATING: _("Hibernating"),
-    Status.HIBERNATED: _("Hibernated"),
-    Status.WAKING: _("Waking"),
-    Status.FAILING_OVER: _("Failing over"),
-    Status.ON_STANDBY: _("On standby"),
-    Status.RECOVERING: _("Recovering"),
-    Status.DELETING: _("Deleting"),
-    Status.DELETED: _("Deleted"),
-    Status.ERROR: _("Error"),
-}
-SNAPSHOT_STATUS_LABELS = {
-    Snapshot.Status.PENDING: _("Waiting for the agent"),
-    Snapshot.Status.RUNNING: _("Taking"),
-    Snapshot.Status.COMPLETED: _("Completed"),
-    Snapshot.Status.FAILED: _("Failed"),
-    Snapshot.Status.DELETING: _("Deleting"),
-    Snapshot.Status.DELETED: _("Deleted"),
-}
-FAILOVER_STATUS_LABELS = {
-    Failover.Status.IN_PROGRESS: _("In progress"),
-    Failover.Status.COMPLETED: _("Completed"),
-    Failover.Status.FAILED: _("Failed"),
-}
+# The labels are the models' (translated) choices: Instance, Snapshot and Failover Status.
+STATUS_LABELS = dict(Status.choices)
+SNAPSHOT_STATUS_LABELS = dict(Snapshot.Status.choices)
+FAILOVER_STATUS_LABELS = dict(Failover.Status.choices)
 # Statuses on the way to another: the card shows a spinner until the next event.
 MOVING = {
     Status.PENDING,

@@ -35,6 +35,6 @@ def refusal(error: DumontError) -> str:
         "snapshot_busy": _("The snapshot is being taken or restored; try again when it is done."),
     }
     if error.code == "invalid_transition":
-        status = STATUS_LABELS.get(error.from_status, error.from_status)
+        status = str(STATUS_LABELS.get(error.from_status, error.from_status)).lower()
         return _("This instance cannot do that now: it is %(status)s.") % {"status": status}
     return texts.get(error.code, _("The request could not be completed."))

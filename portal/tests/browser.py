@@ -55,24 +55,28 @@ def skip_without_browser(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium for the whole run (each test gets its own context)."""
+    """One headless Chromium per test module (each test gets its own context).
+
+    Playwright's sync API keeps an event loop running in this thread while it is started, so
+    Django sees an "async context" around the ORM calls a test makes between browser steps (they
+    are synchronous), and code that runs its own loop (asyncio.run, async_to_sync) could not run.
+    Hence a module's lifetime, not the session's: the tests after it get their thread back."""
     reason = missing_browser()
     if reason:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread, so Django sees an "async
-    # context" around ORM calls the test makes between browser steps; they are synchronous.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(
-        executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
-    )
-    yield browser
-    browser.close()
-    playwright.stop()
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        playwright = sync_playwright().start()
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
+        )
+        yield browser
+        browser.close()
+        playwright.stop()
 
 
 @pytest.fixture(scope="session")

@@ -179,5 +179,24 @@ def test_a_snapshot_shows_its_progress_live_and_deletes_from_its_row(live_portal
     row.locator("[data-action=delete]").click()
 
     row.locator("[data-snapshot-status=deleting]").wait_for()
+    # The live worker forgets it in the repository: the row leaves the list.
+    row.wait_for(state="detached", timeout=60_000)
+    assert page.evaluate("window.notReloaded") is True
+    assert page.console_errors == []
+
+
+def test_the_last_card_deleted_live_leaves_the_empty_state(live_portal, owner, page):
+    live_portal.sign_in(page, owner.user)
+    instance = InstanceFactory(tenant=owner.tenant, status=Instance.Status.RUNNING)
+    live_portal.goto(page, "/")
+    page.wait_for_function("document.documentElement.dataset.live === 'on'")
+    page.evaluate("window.notReloaded = true")
+    page.locator(f"[data-instance-id={instance.pk}]").wait_for()
+
+    Instance.objects.filter(pk=instance.pk).update(status=Instance.Status.DELETED)
+    _push(owner.tenant.pk, "instance.status", {"instance": {"id": instance.pk}})
+
+    page.locator(".empty-state").wait_for()
+    assert page.locator("[data-instance-id]").count() == 0
     assert page.evaluate("window.notReloaded") is True
     assert page.console_errors == []

@@ -174,7 +174,7 @@ def test_a_refused_action_leaves_the_instance_and_says_why_on_the_card(browser, 
 
     page = _htmx(browser, f"/instances/{instance.pk}/wake/").content.decode()
 
-    assert 'role="alert"' in page and "cannot do that now: it is Running" in page
+    assert 'role="alert"' in page and "cannot do that now: it is running" in page
     instance.refresh_from_db()
     assert instance.status == Status.RUNNING
 

@@ -173,6 +173,24 @@ def test_a_snapshot_in_progress_can_be_neither_deleted_nor_restored(owner, snaps
     assert Snapshot.objects.get().status == "pending"
 
 
+def test_a_snapshot_whose_repository_is_gone_is_still_deleted(owner, snapshot_store):
+    from snapshots import tasks
+
+    snapshot = Snapshot.objects.create(
+        tenant=owner.tenant,
+        name="orphan",
+        source_gpu="RTX 4090",
+        status=Snapshot.Status.COMPLETED,
+        engine_snapshot_id="f" * 64,
+    )
+
+    response = owner.client.delete(f"/api/snapshots/{snapshot.pk}")
+    tasks.forget_snapshot(owner.tenant.pk, snapshot.pk)  # what the worker runs next
+
+    assert response.status_code in (200, 202, 204)
+    assert Snapshot.objects.get(pk=snapshot.pk).status == Snapshot.Status.DELETED
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "body", [{}, {"instance_id": ""}, {"instance_id": "x" * 40}, {"instance_id": ["a"]}]

@@ -57,6 +57,14 @@
     });
   });
 
+  // The last card gone (its instance deleted): the dashboard shows its empty state.
+  document.body.addEventListener("htmx:afterSettle", function () {
+    const cards = document.getElementById("instance-cards");
+    if (cards && cards.querySelector(".instance-grid") && !cards.querySelector("[data-instance-id]")) {
+      refresh(cards);
+    }
+  });
+
   document.addEventListener("click", function (event) {
     const button = event.target.closest("button[data-copy]");
     if (!button) return;
