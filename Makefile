@@ -44,6 +44,7 @@ test: $(VENV)/.installed-dev chromium
 	rm -rf var/test/objects  # snapshot repositories of earlier runs (tenant ids start over)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	  DUMONT_HOME=$(CURDIR)/var/test SECRET_KEY=test-only-not-secret \
+	  SIM_PROVIDER_URL=http://127.0.0.1:9 \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

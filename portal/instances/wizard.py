@@ -19,8 +19,8 @@ from billing import ledger, metering
 from billing.money import usd_text, usd_to_micros
 from dumont.exceptions import DumontError
 from instances.api.views import actor_of
-from instances.exceptions import NoCapacity
-from instances.services import InstanceRequest, create_instance
+from instances.exceptions import NoCapacity, ProviderUnavailable
+from instances.services import InstanceRequest, create_instance, search_offers
 from portal.instances.facts import cents_text
 from portal.instances.forms import MachineForm, SshKeysForm, WorkloadForm
 from portal.instances.refusals import refusal
@@ -42,26 +42,65 @@ STEP_OF = {
 
 
 def market_now(gpu_name: str, gpu_count: int, region: str, now: datetime) -> dict:
-    """The live market for a GPU: machines and the cheapest price per region (spot/prices.py),
-    and what the customer would pay per hour now for `gpu_count` of them in `region`."""
+    """The market for `gpu_count` of a GPU now, and what the customer would pay per hour in
+    `region` (any region when empty). Prices come from the provider's offers, the ones
+    create_instance rents from; only when the provider does not answer, from the sampled market
+    (spot/prices.py), which the page then labels as history."""
+    try:
+        offers = search_offers(
+            gpu=gpu_name, region=None, gpu_count=gpu_count, max_price_micros=None
+        )
+    except ProviderUnavailable:
+        return _sampled_market(gpu_name, gpu_count, region, now)
+    regions: dict[str, dict] = {}
+    for offer in offers:
+        if offer.available <= 0:
+            continue
+        row = regions.setdefault(offer.region, {"available": 0, "min": offer.price_micros_per_hour})
+        row["available"] += offer.available
+        row["min"] = min(row["min"], offer.price_micros_per_hour)
+    eligible = {name: row for name, row in regions.items() if not region or name == region}
+    where = min(eligible, key=lambda name: eligible[name]["min"], default=None)
+    rows = [
+        {
+            "region": name,
+            "available": row["available"],
+            "min_usd": usd_text(row["min"]),
+            "is_chosen": name == region,
+        }
+        for name, row in sorted(regions.items())
+    ]
+    machine = eligible[where]["min"] if where else None
+    available = sum(row["available"] for row in eligible.values())
+    return _market(gpu_name, gpu_count, region, rows, available, where or "", machine)
+
+
+def _sampled_market(gpu_name: str, gpu_count: int, region: str, now: datetime) -> dict:
     regions = prices.latest_by_region(gpu_name, now)
-    price_micros, where = prices.cheapest_offer(gpu_name, now, region=region, live=regions)
+    price_micros, _where = prices.cheapest_offer(gpu_name, now, region=region, live=regions)
+    rows = [
+        {
+            "region": row.region,
+            "available": row.available,
+            "min_usd": usd_text(row.min_micros * gpu_count),
+            "is_chosen": row.region == region,
+        }
+        for row in regions
+    ]
+    available = sum(row.available for row in regions if not region or row.region == region)
     machine = price_micros * gpu_count if price_micros is not None else None
+    return _market(gpu_name, gpu_count, region, rows, available, "", machine)
+
+
+def _market(gpu_name, gpu_count, region, rows, available, price_region, machine) -> dict:
+    """`price_region` is where the price is offered now; empty when it comes from history."""
     return {
         "gpu": gpu_name,
         "gpu_count": gpu_count,
         "region": region,
-        "regions": [
-            {
-                "region": row.region,
-                "available": row.available,
-                "min_usd": usd_text(row.min_micros * gpu_count),
-                "is_chosen": row.region == region,
-            }
-            for row in regions
-        ],
-        "available": sum(row.available for row in regions if not region or row.region == region),
-        "price_region": where,
+        "regions": rows,
+        "available": available,
+        "price_region": price_region,
         "market_usd": usd_text(machine) if machine is not None else None,
         "hourly_micros": metering.billed_price(machine) if machine is not None else None,
         "hourly_usd": usd_text(metering.billed_price(machine)) if machine is not None else None,

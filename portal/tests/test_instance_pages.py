@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import SshKey
 from billing import ledger
 from billing.models import LedgerEntry, UsageInterval
+from billing.money import usd_text
 from instances.models import Failover, Instance, InstanceEvent
 from instances.tests.factories import InstanceFactory
 from snapshots.models import Restore, Snapshot
@@ -20,6 +21,8 @@ Status = Instance.Status
 ED25519_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqGZpZ4hDXaFy0qzSs5DhiW1vx2Sh3xZzG8rO7vSbWp a@host"
 )
+
+CLOSED_URL = "http://127.0.0.1:9"  # nothing listens there: a provider that does not answer
 
 
 def _browser(account) -> Client:
@@ -469,17 +472,42 @@ def test_the_advisor_recommends_a_gpu_from_the_market(browser, market):
     assert 'value="H100" selected' in machine and 'value="EU-West" selected' in machine
 
 
-def test_the_machine_step_shows_the_live_market_for_the_gpu(browser, market):
+def _offers(simulator, **filters) -> list[dict]:
+    """The simulated market's offers, read from its own HTTP answer (cheapest first)."""
+    query = "&".join(f"{name}={value}" for name, value in filters.items())
+    return simulator.get(f"/v1/offers?{query}")["offers"]
+
+
+def test_the_machine_step_shows_the_providers_offers_for_the_gpu(browser, simulator):
+    browser.post("/instances/new/", {"skip": "1"})
+
+    before = _offers(simulator, gpu="H100", gpu_count=1, region="EU-West")
+    partial = browser.get(
+        "/instances/new/market/", {"gpu": "H100", "gpu_count": "1", "region": "EU-West"}
+    ).content.decode()
+    after = _offers(simulator, gpu="H100", gpu_count=1, region="EU-West")
+
+    assert "<html" not in partial
+    assert "cheapest now, in EU-West" in partial
+    # Prices move every 5 minutes: the page shows the market of one of the two readings.
+    assert any(
+        f"${usd_text(offers[0]['price_micros_per_hour'])}" in partial
+        and f"{sum(offer['available'] for offer in offers)} machine" in partial
+        for offers in (before, after)
+    )
+
+
+def test_without_the_provider_the_machine_step_shows_the_sampled_market(browser, market, settings):
+    settings.SIM_PROVIDER_URL = CLOSED_URL
     browser.post("/instances/new/", {"skip": "1"})
 
     partial = browser.get(
         "/instances/new/market/", {"gpu": "H100", "gpu_count": "1", "region": "EU-West"}
     ).content.decode()
 
-    assert "<html" not in partial
-    assert "cheapest now, in EU-West" in partial
+    assert "(from the price history: no live offer)" in partial
     assert "2 machines available" in partial
-    assert "$1.90" in partial  # the market price of the EU-West offer
+    assert "$1.90" in partial  # the sampled price of EU-West
 
 
 def test_the_machine_step_shows_field_errors(browser):
@@ -517,13 +545,19 @@ def test_the_wizard_creates_the_instance_on_the_simulated_market(
         fingerprint="SHA256:test",
     )
 
+    before = _offers(simulator, gpu="RTX%204090", gpu_count=1)[0]["price_micros_per_hour"]
     confirm = _through_to_confirm(browser, name="from-the-wizard")
+    after = _offers(simulator, gpu="RTX%204090", gpu_count=1)[0]["price_micros_per_hour"]
     response = browser.post("/instances/new/confirm/")
 
     assert "Create instance" in confirm and "laptop" in confirm
     assert 'data-balance-usd="79.00"' in confirm
-    assert 'data-hourly-usd="2.40"' in confirm  # at most the $2 maximum, with the margin
-    assert 'data-hours-covered="32"' in confirm
+    # The cheapest offer now (under the $2 maximum) with the 20 % margin, and the hours $79 buys.
+    assert any(
+        f'data-hourly-usd="{usd_text(price * 120 // 100)}"' in confirm
+        and f'data-hours-covered="{79_000_000 // (price * 120 // 100)}"' in confirm
+        for price in (before, after)
+    )
     assert response.status_code == 302 and response["Location"] == "/"
     instance = Instance.objects.get(tenant=owner.tenant)
     assert (instance.name, instance.gpu) == ("from-the-wizard", "RTX 4090")
@@ -567,6 +601,7 @@ def test_the_instance_pages_live_part_comes_alone_for_htmx(browser, owner):
 
 
 def test_without_a_market_price_the_maximum_starts_at_the_api_default(browser, settings):
+    settings.SIM_PROVIDER_URL = CLOSED_URL
     settings.DEFAULT_MAX_PRICE_PER_GPU_USD = 1.5
     browser.post("/instances/new/", {"skip": "1"})
     browser.post("/instances/new/", {"choose": "1", "gpu": "A100", "gpu_count": "2"})

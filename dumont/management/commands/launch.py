@@ -16,6 +16,8 @@ from honcho.printer import Printer
 
 from dumont.embedded_redis import EmbeddedRedisError, start_embedded_redis, stop_embedded_redis
 
+FIRST_MARKET_SAMPLE_SECONDS = 10
+
 
 def _python(*arguments: str) -> str:
     return shlex.join([sys.executable, *arguments])
@@ -63,6 +65,11 @@ class Command(BaseCommand):
             call_command("seed_demo", base_url=f"http://{host}:{port}")
             # Three weeks of real GPU price history, ending now, for the spot endpoints.
             call_command("spot_import", align_to_now=True, if_empty=True)
+            # The market as the provider offers it now, not five minutes from now (the beat's
+            # interval): a first sample once the worker and the simulated market are up.
+            from spot.tasks import monitor_market
+
+            monitor_market.apply_async(countdown=FIRST_MARKET_SAMPLE_SECONDS)
             return_code = self._run_processes(
                 host, port, worker_concurrency, sim_port, stripe_port, provision_delay
             )
