@@ -389,9 +389,11 @@ def profile(workspace: Path, scratch: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     source = (ROOT / "snapshots" / "engine" / "backup.py").read_text().splitlines()
-    read_line = next(n for n, text in enumerate(source, 1) if "handle.readinto(" in text)
+    read_line = next(n for n, text in enumerate(source, 1) if "os.pread(descriptor" in text)
+    cut_line = next(n for n, text in enumerate(source, 1) if "next(fresh)" in text)
     rules = [  # (label, text in a frame), matched from the innermost frame outwards
         ("chunking (FastCDC)", "ChunkPipeline._cut"),
+        ("chunking (FastCDC)", f"_chunk_block (snapshots/engine/backup.py:{cut_line})"),
         ("hashing (keyed BLAKE3)", "_blake3_id"),
         ("hashing (keyed BLAKE3)", "_hmac_id"),
         ("compression (lz4, with probe)", "Repository.compress"),

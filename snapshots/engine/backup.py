@@ -1,7 +1,8 @@
 """Backup: scan the tree, chunk changed files, dedup, compress + encrypt, pack and upload.
 
 Three stages overlap. The calling thread reads files and cuts chunks (FastCDC, C code that holds
-the GIL). A pool of `repository.workers` threads computes the chunk id and, for chunks the
+the GIL; in a file that changed since the parent snapshot, the parent's cut points are taken
+where the hashes of the bytes read prove them, see chunking.py). A pool of `repository.workers` threads computes the chunk id and, for chunks the
 repository does not have yet, compresses and seals them (BLAKE3 and lz4 release the GIL; AES-GCM
 does not, at ~1.3 GB/s). Full packs go to a pool of `repository.transfer_workers` upload
 threads, each putting the pack and then its index fragment. Threads beat processes here
@@ -24,9 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fastcdc import fastcdc
-
 from snapshots.engine import formats
+from snapshots.engine.chunking import PreviousLayout, cut_points
 from snapshots.engine.exceptions import EngineError, SnapshotNotFound
 from snapshots.engine.formats import IndexEntry, Manifest, SnapshotInfo
 from snapshots.engine.repository import ProgressCallback, ProgressMeter, Repository, utc_now
@@ -36,6 +36,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 _READ_AHEAD_THREADS = 4
 _READ_AHEAD_FILES = 64
 _READ_AHEAD_MAX_BYTES = 1024 * 1024
+_CARRY = object()  # a previous chunk may start here, but the block ends before its end
 
 
 def scan_tree(root: Path) -> list[dict[str, Any]]:
@@ -110,10 +111,8 @@ class ChunkPipeline:
         self.chunks_new = 0
         self.chunks_total = 0
 
-    def _cut(self, data: bytes | bytearray) -> list:
-        """FastCDC cut points (C code; holds the GIL)."""
-        average = self.repository.average_chunk_bytes
-        return list(fastcdc(data, self.min_chunk, average, self.max_chunk))
+    def _cut(self, data: bytes | bytearray | memoryview):
+        return cut_points(data, self.min_chunk, self.repository.average_chunk_bytes, self.max_chunk)
 
     def add_data(self, entry: dict[str, Any], data: bytes) -> None:
         """Chunk a file read whole (small files, read ahead by a reader thread)."""
@@ -126,44 +125,138 @@ class ChunkPipeline:
         entry["size"] = len(data)
         self.meter.add(bytes_done=len(data))
 
-    def add_file(self, source: Path, entry: dict[str, Any]) -> None:
-        """Read and chunk one file; its chunk ids fill in as the workers finish."""
+    def add_file(
+        self, source: Path, entry: dict[str, Any], previous: PreviousLayout | None = None
+    ) -> None:
+        """Read and chunk one file; its chunk ids fill in as the workers finish. `previous`
+        (the file's chunks in the parent snapshot) lets unchanged ranges skip FastCDC."""
         entry["chunks"] = chunks = []
         size = 0
         expected = entry["size"]
         with open(source, "rb", buffering=0) as handle:
-            carry = b""
+            descriptor = handle.fileno()
             while True:
-                # Ask for what is left (read() allocates what it is asked for); past the
-                # expected end, a small read finds EOF or a file that grew.
-                remaining = expected - size - len(carry)
-                want = min(self.segment_bytes, remaining) if remaining > 0 else 65536
-                # readinto a fresh buffer after the carried bytes: no copy of the whole block
-                # (workers still hold views of the previous buffer, so it is never reused).
-                buffer = bytearray(len(carry) + want)
-                buffer[: len(carry)] = carry
-                got = handle.readinto(memoryview(buffer)[len(carry) :])
-                at_end = got == 0
-                if got < want:
-                    del buffer[len(carry) + got :]
-                block_length = got
-                if not buffer:
+                # Each block starts where the last queued chunk ended: the tail that the
+                # previous block left over is read again rather than copied (pread returns
+                # fresh bytes; a bytearray to read into would be zero-filled first, which cost
+                # more than the re-read). Asking for one byte more than the file should have
+                # makes a short read, the end of the file, the usual last read; at least two
+                # maximum chunks per block make every block queue at least one chunk.
+                want = min(self.segment_bytes, max(expected - size + 1, 2 * self.max_chunk))
+                data = os.pread(descriptor, want, size)
+                at_end = len(data) < want
+                if not data:
                     break
-                view = memoryview(buffer)
-                cuts = self._cut(buffer)
-                if not at_end:
-                    # The last cut was forced by the buffer's end, not the content: carry it.
-                    last = cuts.pop()
-                    carry = bytes(view[last.offset :])
-                for cut in cuts:
-                    piece = view[cut.offset : cut.offset + cut.length]
-                    chunks.append(None)
-                    self._submit(piece, chunks, len(chunks) - 1)
-                    size += cut.length
+                done = self._chunk_block(memoryview(data), size, at_end, chunks, previous)
+                size += done
+                self.meter.add(bytes_done=done)
                 if at_end:
                     break
-                self.meter.add(bytes_done=block_length)
         entry["size"] = size
+
+    def _chunk_block(
+        self,
+        view: memoryview,
+        base: int,
+        at_end: bool,
+        chunks: list,
+        previous: PreviousLayout | None,
+    ) -> int:
+        """Queue the chunks of `view` (which starts at file offset `base`, a chunk boundary)
+        and return how many bytes they cover; unless the file ends here, the rest (a chunk the
+        block's end may have cut short) is left for the next block. See chunking.py."""
+        cursor = 0
+        fresh = None  # FastCDC's chunks from `fresh_start`, while no previous chunk fits
+        fresh_start = 0
+        checks: dict[tuple[int, int], tuple[Future, int]] = {}
+        while cursor < len(view):
+            if fresh is None and previous is not None:
+                found = self._previous_chunk_at(view, cursor, base, at_end, previous, checks)
+                if found is _CARRY:
+                    return cursor
+                if found is not None:
+                    chunk_id, length = found
+                    self._add_known(chunk_id, view[cursor : cursor + length], chunks)
+                    cursor += length
+                    continue
+            if fresh is None:
+                fresh, fresh_start = iter(self._cut(view[cursor:])), cursor
+            cut = next(fresh)
+            end = fresh_start + cut.offset + cut.length
+            if end == len(view) and not at_end:
+                return cursor  # the block's end, not the content, may have cut this one
+            chunks.append(None)
+            self._submit(view[cursor:end], chunks, len(chunks) - 1)
+            cursor = end
+            if previous is not None and previous.candidates(base + cursor):
+                fresh = None
+        return cursor
+
+    def _previous_chunk_at(
+        self,
+        view: memoryview,
+        cursor: int,
+        base: int,
+        at_end: bool,
+        previous: PreviousLayout,
+        checks: dict[tuple[int, int], tuple[Future, int]],
+    ) -> tuple[bytes, int] | object | None:
+        """(id, length) of a previous chunk whose content starts at `cursor`; _CARRY when one
+        may but the block ends first; None when none does."""
+        for position in previous.candidates(base + cursor):
+            chunk_id, length = previous.chunks[position]
+            end = cursor + length
+            if end > len(view):
+                if not at_end:
+                    return _CARRY
+                continue
+            if previous.is_last(position) and not (at_end and end == len(view)):
+                continue
+            if (cursor, position) not in checks:
+                self._check_ahead(view, cursor, position, previous, checks)
+            future, number = checks[cursor, position]
+            if future.result()[number] == chunk_id:
+                return chunk_id, length
+        return None
+
+    def _check_ahead(
+        self,
+        view: memoryview,
+        cursor: int,
+        position: int,
+        previous: PreviousLayout,
+        checks: dict[tuple[int, int], tuple[Future, int]],
+    ) -> None:
+        # Hash the previous chunks that would follow, as far as the block goes, at once: while
+        # they match, the walk only collects results. One job per worker thread, each a run of
+        # chunks (a future per chunk cost more than hashing a 256 KiB chunk).
+        run = []
+        offset = cursor
+        for following in range(position, len(previous.chunks)):
+            length = previous.chunks[following][1]
+            if offset + length > len(view):
+                break
+            if (offset, following) not in checks:
+                run.append((offset, following, length))
+            offset += length
+        share = -(-len(run) // self.repository.workers)
+        for start in range(0, len(run), share):
+            batch = run[start : start + share]
+            pieces = [view[offset : offset + length] for offset, _, length in batch]
+            future = self.workers.submit(self._chunk_ids, pieces)
+            for number, (offset, following, _) in enumerate(batch):
+                checks[offset, following] = (future, number)
+
+    def _chunk_ids(self, pieces: list[memoryview]) -> list[bytes]:
+        return [self.keys.chunk_id(piece) for piece in pieces]
+
+    def _add_known(self, chunk_id: bytes, piece: memoryview, chunks: list) -> None:
+        if chunk_id in self.index:
+            chunks.append(chunk_id.hex())
+            self.chunks_total += 1
+        else:  # pruned since the parent snapshot: store it again
+            chunks.append(None)
+            self._submit(piece, chunks, len(chunks) - 1)
 
     def _submit(self, piece: memoryview, chunks: list, position: int) -> None:
         future = self.workers.submit(self._seal, piece)
@@ -327,6 +420,7 @@ def run_backup(
         tree = scan_tree(root)
         index = repository.index
         to_read = []
+        previous_layouts: dict[str, PreviousLayout | None] = {}
         for entry in tree:
             if entry["type"] != "file":
                 continue
@@ -342,6 +436,14 @@ def run_backup(
                 entry["chunks"] = previous["chunks"]
             else:
                 to_read.append(entry)
+                if (
+                    previous is not None
+                    and previous["type"] == "file"
+                    and entry["size"] > _READ_AHEAD_MAX_BYTES
+                ):
+                    previous_layouts[entry["path"]] = PreviousLayout.of(
+                        previous["chunks"], index, entry["size"]
+                    )
         meter = ProgressMeter(
             "backup", progress, sum(entry["size"] for entry in to_read), len(to_read)
         )
@@ -353,7 +455,8 @@ def run_backup(
                     if isinstance(data, FileNotFoundError):
                         raise data
                     if data is None:
-                        pipeline.add_file(root / entry["path"], entry)
+                        layout = previous_layouts.get(entry["path"])
+                        pipeline.add_file(root / entry["path"], entry, layout)
                     else:
                         pipeline.add_data(entry, data)
                 except FileNotFoundError:
