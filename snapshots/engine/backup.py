@@ -1,11 +1,12 @@
 """Backup: scan the tree, chunk changed files, dedup, compress + encrypt, pack and upload.
 
-Three stages overlap. The calling thread reads files and cuts chunks (FastCDC, C code that holds
-the GIL; in a file that changed since the parent snapshot, the parent's cut points are taken
-where the hashes of the bytes read prove them, see chunking.py). A pool of `repository.workers` threads computes the chunk id and, for chunks the
-repository does not have yet, compresses and seals them (BLAKE3 and lz4 release the GIL; AES-GCM
-does not, at ~1.3 GB/s). Full packs go to a pool of `repository.transfer_workers` upload
-threads, each putting the pack and then its index fragment. Threads beat processes here
+Three stages overlap. The calling thread reads files and cuts chunks (FastCDC, C code that
+holds the GIL; in a file that changed since the parent snapshot, the parent's cut points are
+taken where the hashes of the bytes read prove them, see chunking.py). A pool of
+`repository.workers` threads computes the chunk id and, for chunks the repository does not
+have yet, compresses and seals them (BLAKE3 and lz4 release the GIL; AES-GCM does not, at
+~1.3 GB/s). Full packs go to a pool of `repository.transfer_workers` upload threads, each
+putting the pack and then its index fragment. Threads beat processes here
 (`bench/snapshot.py --compare-pools`: 2 threads 954 MB/s, 2 processes 383 MB/s for hash +
 compress + seal): a process pool pickles every chunk through a pipe, which costs more than
 the GIL contention it avoids.
