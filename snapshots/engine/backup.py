@@ -22,7 +22,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class ChunkPipeline:
         self.segment_bytes = max(16 * 1024 * 1024, 2 * self.max_chunk)
         self.workers = ThreadPoolExecutor(repository.workers, thread_name_prefix="chunk")
         self.uploads = ThreadPoolExecutor(repository.transfer_workers, thread_name_prefix="upload")
+        self.reader = ThreadPoolExecutor(1, thread_name_prefix="read-block")
         self.inflight: collections.deque = collections.deque()
         # Chunks queued for the workers, in bytes: enough to keep them busy while this thread
         # cuts the next segment (one FastCDC call on 16 MiB holds the GIL for ~7 ms).
@@ -133,26 +134,34 @@ class ChunkPipeline:
         (the file's chunks in the parent snapshot) lets unchanged ranges skip FastCDC."""
         entry["chunks"] = chunks = []
         size = 0
-        expected = entry["size"]
+        # Blocks start every `segment_bytes` and run `max_chunk` bytes into the next one:
+        # whatever a block leaves over (a chunk its end may have cut short, or a previous
+        # chunk that does not fit) is shorter than a chunk, so the next block holds it whole.
+        # Fixed offsets let a thread read the next block while this one is hashed; pread
+        # returns fresh bytes (a bytearray to read into is zero-filled first, which cost more
+        # than re-reading the overlap), and a short read is the end of the file.
+        stride = self.segment_bytes
+        block_bytes = stride + self.max_chunk
         with open(source, "rb", buffering=0) as handle:
             descriptor = handle.fileno()
-            while True:
-                # Each block starts where the last queued chunk ended: the tail that the
-                # previous block left over is read again rather than copied (pread returns
-                # fresh bytes; a bytearray to read into would be zero-filled first, which cost
-                # more than the re-read). Asking for one byte more than the file should have
-                # makes a short read, the end of the file, the usual last read; at least two
-                # maximum chunks per block make every block queue at least one chunk.
-                want = min(self.segment_bytes, max(expected - size + 1, 2 * self.max_chunk))
-                data = os.pread(descriptor, want, size)
-                at_end = len(data) < want
-                if not data:
-                    break
-                done = self._chunk_block(memoryview(data), size, at_end, chunks, previous)
-                size += done
-                self.meter.add(bytes_done=done)
-                if at_end:
-                    break
+            number = 0
+            ahead = self.reader.submit(os.pread, descriptor, block_bytes, 0)
+            try:
+                while True:
+                    data = ahead.result()
+                    at_end = len(data) < block_bytes
+                    if not at_end:
+                        following = (number + 1) * stride
+                        ahead = self.reader.submit(os.pread, descriptor, block_bytes, following)
+                    view = memoryview(data)[size - number * stride :]
+                    done = self._chunk_block(view, size, at_end, chunks, previous)
+                    size += done
+                    self.meter.add(bytes_done=done)
+                    if at_end:
+                        break
+                    number += 1
+            finally:
+                wait([ahead])  # never close the file under a read in flight
         entry["size"] = size
 
     def _chunk_block(
@@ -323,10 +332,12 @@ class ChunkPipeline:
             self.uploaded_bytes += future.result()
         self.workers.shutdown()
         self.uploads.shutdown()
+        self.reader.shutdown()
 
     def abort(self) -> None:
         self.workers.shutdown(wait=True, cancel_futures=True)
         self.uploads.shutdown(wait=True, cancel_futures=True)
+        self.reader.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_ahead(
