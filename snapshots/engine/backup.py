@@ -322,6 +322,7 @@ class ChunkPipeline:
             formats.encode_index(records), formats.index_associated_data(pack_id)
         )
         store.put(formats.index_key(pack_id), index_blob)
+        self.repository.remember_index_object(formats.index_key(pack_id), records)
         return sum(map(len, parts)) + len(index_blob)
 
     def finish(self) -> None:
@@ -427,7 +428,7 @@ def run_backup(
     try:
         lease.keep_alive()
         _wait_for_garbage_collection(repository)
-        repository.invalidate()
+        repository.refresh()
         parent_id, parent_tree = _parent_tree(repository, parent, source)
         tree = scan_tree(root)
         index = repository.index
@@ -508,7 +509,7 @@ def run_backup(
         # stored summary has uploaded_bytes, the returned one both.
         written = repository.write_manifest(manifest)
         info.summary["added_bytes"] = pipeline.uploaded_bytes + written
-        repository.invalidate()
+        repository.refresh()
         return info
     finally:
         lease.release()
