@@ -57,7 +57,7 @@ class PreviousLayout:
         for hex_id in hex_ids:
             chunk_id = bytes.fromhex(hex_id)
             entry = index.get(chunk_id)
-            if entry is None:
+            if entry is None or entry.raw_length <= 0:
                 return None
             chunks.append((chunk_id, entry.raw_length))
         return cls(chunks, size) if chunks else None
