@@ -153,7 +153,10 @@ class ChunkPipeline:
                     if not at_end:
                         following = (number + 1) * stride
                         ahead = self.reader.submit(os.pread, descriptor, block_bytes, following)
-                    view = memoryview(data)[size - number * stride :]
+                    start = size - number * stride
+                    if start < 0:  # a left-over longer than max_chunk: cannot happen
+                        raise EngineError(f"{source}: chunking fell behind its blocks")
+                    view = memoryview(data)[start:]
                     done = self._chunk_block(view, size, at_end, chunks, previous)
                     size += done
                     self.meter.add(bytes_done=done)
@@ -249,7 +252,7 @@ class ChunkPipeline:
             if (offset, following) not in checks:
                 run.append((offset, following, length))
             offset += length
-        share = -(-len(run) // self.repository.workers)
+        share = max(1, -(-len(run) // self.repository.workers))
         for start in range(0, len(run), share):
             batch = run[start : start + share]
             pieces = [view[offset : offset + length] for offset, _, length in batch]
@@ -433,7 +436,7 @@ def run_backup(
         tree = scan_tree(root)
         index = repository.index
         to_read = []
-        previous_layouts: dict[str, PreviousLayout | None] = {}
+        previous_chunks: dict[str, list[str]] = {}  # of large files that changed
         for entry in tree:
             if entry["type"] != "file":
                 continue
@@ -454,9 +457,7 @@ def run_backup(
                     and previous["type"] == "file"
                     and entry["size"] > _READ_AHEAD_MAX_BYTES
                 ):
-                    previous_layouts[entry["path"]] = PreviousLayout.of(
-                        previous["chunks"], index, entry["size"]
-                    )
+                    previous_chunks[entry["path"]] = previous["chunks"]
         meter = ProgressMeter(
             "backup", progress, sum(entry["size"] for entry in to_read), len(to_read)
         )
@@ -468,7 +469,14 @@ def run_backup(
                     if isinstance(data, FileNotFoundError):
                         raise data
                     if data is None:
-                        layout = previous_layouts.get(entry["path"])
+                        layout = None
+                        if entry["path"] in previous_chunks:
+                            layout = PreviousLayout.of(
+                                previous_chunks[entry["path"]],
+                                index,
+                                entry["size"],
+                                pipeline.max_chunk,
+                            )
                         pipeline.add_file(root / entry["path"], entry, layout)
                     else:
                         pipeline.add_data(entry, data)

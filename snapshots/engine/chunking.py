@@ -50,14 +50,17 @@ class PreviousLayout:
         self.size_change = size - offset
 
     @classmethod
-    def of(cls, hex_ids: list[str], index: dict, size: int) -> "PreviousLayout | None":
+    def of(
+        cls, hex_ids: list[str], index: dict, size: int, max_chunk: int
+    ) -> "PreviousLayout | None":
         """From a manifest's chunk list and the index (for the lengths); None if a chunk is
-        not in the index any more (then the file is cut in full)."""
+        not in the index any more, or is longer than this backup's chunks can be (the walk
+        relies on that bound), and then the file is cut in full."""
         chunks = []
         for hex_id in hex_ids:
             chunk_id = bytes.fromhex(hex_id)
             entry = index.get(chunk_id)
-            if entry is None or entry.raw_length <= 0:
+            if entry is None or not 0 < entry.raw_length <= max_chunk:
                 return None
             chunks.append((chunk_id, entry.raw_length))
         return cls(chunks, size) if chunks else None
