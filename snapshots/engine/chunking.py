@@ -5,7 +5,8 @@ FastCDC (the `fastcdc` package, Cython) runs at ~2.2 GB/s and holds the GIL for 
 (~7 ms per 16 MiB on the bench machine). In an incremental backup it was the largest cost: a
 64 MiB checkpoint with 2 MiB rewritten must be read and hashed whole (its mtime changed, so
 its content is unknown), and it was also cut whole, while the hashing threads waited for the
-GIL. Hashing (keyed BLAKE3) releases the GIL and runs ~1.5x faster than cutting on one core.
+GIL. Hashing (keyed BLAKE3) releases the GIL and is twice as fast as cutting on one core
+(487 MiB of the bench's changed files: 220 ms to cut, 110 ms to hash).
 
 Why a previous chunk, when its content is found again, is exactly the chunk FastCDC would cut:
 FastCDC decides where a chunk ends from the bytes between its start and its end alone. From
