@@ -389,16 +389,17 @@ def profile(workspace: Path, scratch: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     source = (ROOT / "snapshots" / "engine" / "backup.py").read_text().splitlines()
-    read_line = next(n for n, text in enumerate(source, 1) if "handle.readinto(" in text)
+    cut_line = next(n for n, text in enumerate(source, 1) if "next(fresh)" in text)
     rules = [  # (label, text in a frame), matched from the innermost frame outwards
         ("chunking (FastCDC)", "ChunkPipeline._cut"),
+        ("chunking (FastCDC)", f"_chunk_block (snapshots/engine/backup.py:{cut_line})"),
         ("hashing (keyed BLAKE3)", "_blake3_id"),
         ("hashing (keyed BLAKE3)", "_hmac_id"),
         ("compression (lz4, with probe)", "Repository.compress"),
         ("encryption (AES-256-GCM)", "Keys.seal"),
         ("pack + index write, fsync", "LocalStore.put"),
         ("file reads", "read_bytes"),
-        ("file reads", f"add_file (snapshots/engine/backup.py:{read_line})"),
+        ("file reads", "read-block"),  # the thread that reads blocks of large files
         ("scan (lstat)", "scan_tree"),
         ("manifest + index encoding", "json"),
         ("pipeline bookkeeping (futures, queues)", "backup.py"),

@@ -1,5 +1,6 @@
 """A repository: its config and keys, the chunk index, snapshots, leases, and the public API."""
 
+import collections
 import datetime as dt
 import json
 import os
@@ -53,6 +54,9 @@ DEFAULT_AVERAGE_CHUNK_BYTES = 256 * 1024
 DEFAULT_PACK_BYTES = 32 * 1024 * 1024
 # Bytes of a chunk test-compressed before compressing all of it.
 _PROBE_BYTES = 8 * 1024
+# Manifests this process wrote that stay decoded in memory (a manifest of 5,000 files is a few
+# MB of Python objects).
+_RECENT_MANIFESTS = 2
 # Lease timing: a backup refreshes its lease every `LEASE_REFRESH_SECONDS`; one not refreshed for
 # `LEASE_TIMEOUT_SECONDS` belongs to a dead process. Clocks of writers must agree within that.
 LEASE_REFRESH_SECONDS = 60.0
@@ -177,7 +181,11 @@ class Repository:
         self.lease_refresh_seconds = LEASE_REFRESH_SECONDS
         self.lease_timeout_seconds = LEASE_TIMEOUT_SECONDS
         self._index: dict[bytes, IndexEntry] | None = None
-        self._manifests: dict[str, Manifest] = {}
+        self._manifests: dict[str, Manifest] = {}  # listed since the last refresh
+        # Objects already read that cannot change: index objects and manifests are written
+        # once, under random names that are never reused (see refresh()).
+        self._index_objects: dict[str, list[tuple[bytes, IndexEntry]]] = {}
+        self._recent_manifests: collections.OrderedDict[str, Manifest] = collections.OrderedDict()
         self._zstd_compressor = None
 
     # -- creating and opening -------------------------------------------------------------
@@ -302,6 +310,8 @@ class Repository:
 
         def read(key: str) -> list[tuple[bytes, IndexEntry]] | None:
             name = key.rsplit("/", 1)[1]
+            if key in self._index_objects:
+                return self._index_objects[key]
             try:
                 sealed = self.store.get(key)
             except ObjectNotFound:
@@ -311,8 +321,11 @@ class Repository:
             except BlobAuthenticationError:
                 raise EngineError(f"index {key} is damaged (authentication failed)") from None
             if name.startswith(formats.COMBINED_INDEX_PREFIX):
-                return formats.decode_combined_index(plain)
-            return formats.decode_index(name, plain)
+                entries = formats.decode_combined_index(plain)
+            else:
+                entries = formats.decode_index(name, plain)
+            self._index_objects[key] = entries
+            return entries
 
         for _attempt in range(5):
             keys = [item.key for item in self.store.list("index/")]
@@ -325,7 +338,16 @@ class Repository:
             # after a vanished object, listing again finds its replacement.
             if all(entries is not None for entries in results):
                 break
+        # Objects gone from the listing (folded or collected) leave the cache with their entries.
+        listed = set(keys)
+        self._index_objects = {
+            key: entries for key, entries in self._index_objects.items() if key in listed
+        }
         return index
+
+    def remember_index_object(self, key: str, entries: list[tuple[bytes, IndexEntry]]) -> None:
+        """An index object this process has just written: the next load need not read it."""
+        self._index_objects[key] = entries
 
     def write_combined_index(self, entries: dict[bytes, IndexEntry]) -> str:
         name = formats.COMBINED_INDEX_PREFIX + secrets.token_hex(16)
@@ -335,9 +357,18 @@ class Repository:
         self.store.put(f"index/{name}", sealed)
         return f"index/{name}"
 
-    def invalidate(self) -> None:
+    def refresh(self) -> None:
+        """Forget what other processes may change (which index objects and snapshots exist);
+        keep the objects already read, which never change: the next access lists the store
+        and reads only what is new. Backups use this; verify and prune use invalidate()."""
         self._index = None
         self._manifests.clear()
+
+    def invalidate(self) -> None:
+        """Forget everything read: the next access reads and authenticates it again."""
+        self.refresh()
+        self._index_objects.clear()
+        self._recent_manifests.clear()
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -346,6 +377,8 @@ class Repository:
 
     def manifest(self, snapshot_id: str) -> Manifest:
         snapshot_id = self.resolve_snapshot(snapshot_id)
+        if snapshot_id not in self._manifests and snapshot_id in self._recent_manifests:
+            self._manifests[snapshot_id] = self._recent_manifests[snapshot_id]
         if snapshot_id not in self._manifests:
             try:
                 sealed = self.store.get(formats.snapshot_key(snapshot_id))
@@ -387,6 +420,10 @@ class Repository:
         )
         self.store.put(formats.snapshot_key(manifest.info.id), sealed)
         self._manifests[manifest.info.id] = manifest
+        # The next backup's parent: kept across refresh(), so it is not read and decoded again.
+        self._recent_manifests[manifest.info.id] = manifest
+        while len(self._recent_manifests) > _RECENT_MANIFESTS:
+            self._recent_manifests.popitem(last=False)
         return len(sealed)
 
     # -- leases ---------------------------------------------------------------------------

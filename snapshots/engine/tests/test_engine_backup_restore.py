@@ -154,3 +154,56 @@ def test_progress_reports_bytes_files_and_an_eta(repository, workspace):
     )
     assert last.files_done == last.files_total == 26
     assert last.eta_seconds == 0
+
+
+def _overwrite(data: bytearray) -> bytearray:
+    data[1_500_000:1_540_000] = os.urandom(40_000)
+    return data
+
+
+def _insert(data: bytearray) -> bytearray:
+    return data[:1_000_000] + os.urandom(5_000) + data[1_000_000:]
+
+
+def _delete(data: bytearray) -> bytearray:
+    return data[:2_000_000] + data[2_007_000:]
+
+
+def _append(data: bytearray) -> bytearray:
+    return data + os.urandom(50_000)
+
+
+def _truncate(data: bytearray) -> bytearray:
+    return data[:-30_000]
+
+
+def _replace(data: bytearray) -> bytearray:
+    return bytearray(os.urandom(len(data)))
+
+
+@pytest.mark.parametrize("edit", [_overwrite, _insert, _delete, _append, _truncate, _replace])
+def test_a_changed_large_file_is_chunked_exactly_as_a_full_pass_would_chunk_it(
+    repository, tmp_path, edit
+):
+    # The incremental takes the parent's cut points where the content proves them and cuts
+    # the rest: the chunks, and so what it stores, must be those of a backup without parent.
+    source = tmp_path / "source"
+    write_random(source / "big.bin", 3_000_000, seed=7)
+    repository.backup(source)
+    big = source / "big.bin"
+    big.write_bytes(bytes(edit(bytearray(big.read_bytes()))))
+    os.utime(big, ns=(1_000_000_000, 1_000_000_000))
+
+    incremental = repository.backup(source)
+    full = repository.backup(source, parent=None)
+
+    def chunks_of(info):
+        tree = {entry["path"]: entry for entry in repository.manifest(info.id).tree}
+        return tree["big.bin"]["chunks"]
+
+    assert incremental.summary["files_read"] == 1
+    assert len(chunks_of(incremental)) > 100
+    assert chunks_of(incremental) == chunks_of(full)
+    assert full.summary["chunks_new"] == 0
+    repository.restore(incremental.id, tmp_path / "restored")
+    assert tree_digest(tmp_path / "restored") == tree_digest(source)

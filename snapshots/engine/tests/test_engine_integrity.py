@@ -237,6 +237,28 @@ def test_garbage_collection_deletes_only_packs_no_remaining_snapshot_uses(tmp_pa
     assert tree_digest(tmp_path / "restored") == tree_digest(source)
 
 
+def test_a_backup_after_another_process_collected_garbage_does_not_use_what_it_deleted(tmp_path):
+    # The backing-up process keeps the index objects it has read (they never change); after a
+    # collection elsewhere deleted packs and folded the index, it must see neither any more.
+    store = LocalStore(tmp_path / "repository", fsync=False)
+    syncing = Repository.init(store, SECRET, **REPOSITORY_OPTIONS)
+    source = make_workspace(tmp_path / "workspace")
+    syncing.backup(source)
+    (source / "checkpoints" / "model.bin").unlink()
+    syncing.backup(source)
+    collected = Repository.open(store, SECRET).prune(RetentionPolicy(keep_last=1), grace_seconds=0)
+    write_random(source / "checkpoints" / "model.bin", 600_000, seed=1)  # the collected content
+
+    after = syncing.backup(source)
+
+    assert collected.deleted_packs > 0
+    assert after.summary["chunks_new"] > 0  # stored again, not pointed at deleted packs
+    final = Repository.open(store, SECRET)
+    assert final.verify(read_data=True).is_ok
+    final.restore(after.id, tmp_path / "restored")
+    assert tree_digest(tmp_path / "restored") == tree_digest(source)
+
+
 def _snapshot_at(moment: str) -> SnapshotInfo:
     return SnapshotInfo(
         id=moment,
