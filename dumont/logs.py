@@ -44,7 +44,11 @@ def logging_config(log_format: str, level: str) -> dict:
         }
     else:
         # `defaults`: a line outside any request shows "-" where the id would be.
-        formatter = {"()": "logging.Formatter", "fmt": PLAIN_FORMAT, "defaults": {"request_id": "-"}}
+        formatter = {
+            "()": "logging.Formatter",
+            "fmt": PLAIN_FORMAT,
+            "defaults": {"request_id": "-"},
+        }
     return {
         "version": 1,
         "disable_existing_loggers": False,
