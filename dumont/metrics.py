@@ -156,7 +156,9 @@ class DatabaseCollector:
         )
 
         failovers = CounterMetricFamily(
-            "dumont_failovers", "Failovers by status (in_progress, completed, failed).", ["status"]
+            "dumont_failovers",
+            "Failovers by status (in_progress, completed, failed).",
+            labels=["status"],
         )
         by_status = dict(
             Failover.objects.values_list("status").annotate(count=Count("pk")).order_by()
