@@ -476,6 +476,9 @@ SNAPSHOT_S3_ACCESS_KEY_ID = env.str("SNAPSHOT_S3_ACCESS_KEY_ID", default="")
 SNAPSHOT_S3_SECRET_ACCESS_KEY = env.str("SNAPSHOT_S3_SECRET_ACCESS_KEY", default="")
 # Each tenant's repository secret is an HMAC of this key: agents get their tenant's only.
 SNAPSHOT_MASTER_KEY = env.str("SNAPSHOT_MASTER_KEY", default=f"snapshot:{SECRET_KEY}")
+# Only while rotating (OPERATIONS.md): the key being replaced, until `manage.py
+# rotate_snapshot_master_key` has re-wrapped every repository under SNAPSHOT_MASTER_KEY.
+SNAPSHOT_MASTER_KEY_PREVIOUS = env.str("SNAPSHOT_MASTER_KEY_PREVIOUS", default="")
 SNAPSHOT_SYNC_INTERVAL_SECONDS = env.float("SNAPSHOT_SYNC_INTERVAL_SECONDS", default=10.0)
 SNAPSHOT_SYNC_KEEP = env.int("SNAPSHOT_SYNC_KEEP", default=3)  # sync snapshots per instance
 SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS = env.int(
