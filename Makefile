@@ -24,8 +24,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt cli/pyproject.to
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Plain text logs in the terminal (production's default is JSON): `LOG_FORMAT=json make run`.
+LOG_FORMAT ?= plain
 run: $(VENV)/.installed
-	$(PY) manage.py launch
+	LOG_FORMAT=$(LOG_FORMAT) $(PY) manage.py launch
 
 # The browser tests (portal/tests/browser.py) drive Debian's Chromium; Playwright's own browser
 # download is not used. Installed here when missing and we are root, else those tests skip.

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -99,15 +100,21 @@ def start_process():
     """Start a real process of ours (celery worker, beat, ...); all are stopped after the test."""
     processes: list[subprocess.Popen] = []
 
-    def start(*arguments: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(
+        *arguments: str, env: dict[str, str] | None = None, output: Path | None = None
+    ) -> subprocess.Popen:
+        """`output`: a file that receives the process's stdout and stderr (default: dropped)."""
+        sink = open(output, "ab") if output is not None else subprocess.DEVNULL  # noqa: SIM115
         process = subprocess.Popen(
             [sys.executable, *arguments],
             cwd=settings.BASE_DIR,
             env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
             start_new_session=True,
         )
+        if output is not None:
+            sink.close()  # the child has its own copy
         processes.append(process)
         return process
 

@@ -6,6 +6,12 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dumont.settings")
 
+# Signal receivers every process needs: web publishes with the request id, worker and beat log
+# like web and count task runs.
+import dumont.logs
+import dumont.metrics
+import dumont.request_id  # noqa: F401
+
 app = Celery("dumont")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -1,4 +1,9 @@
-"""Liveness of the processes behind GET /api/health: database, broker, worker and beat."""
+"""Checks behind the health endpoints.
+
+GET /api/health: database, broker, a worker and beat (the whole system).
+GET /api/health/ready: database and broker (this web process can serve requests).
+GET /api/health/live: no check at all (this process answers).
+"""
 
 import logging
 import time
@@ -79,3 +84,8 @@ def run_checks() -> dict[str, Check]:
         "worker": _check_recent(WORKER_KEY, "worker"),
         "beat": _check_recent(BEAT_KEY, "beat"),
     }
+
+
+def run_readiness_checks() -> dict[str, Check]:
+    """What a web process needs to serve requests: the database and the broker (tasks queue)."""
+    return {"database": check_database(), "broker": check_broker()}

@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from dumont.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -474,6 +476,9 @@ SNAPSHOT_S3_ACCESS_KEY_ID = env.str("SNAPSHOT_S3_ACCESS_KEY_ID", default="")
 SNAPSHOT_S3_SECRET_ACCESS_KEY = env.str("SNAPSHOT_S3_SECRET_ACCESS_KEY", default="")
 # Each tenant's repository secret is an HMAC of this key: agents get their tenant's only.
 SNAPSHOT_MASTER_KEY = env.str("SNAPSHOT_MASTER_KEY", default=f"snapshot:{SECRET_KEY}")
+# Only while rotating (OPERATIONS.md): the key being replaced, until `manage.py
+# rotate_snapshot_master_key` has re-wrapped every repository under SNAPSHOT_MASTER_KEY.
+SNAPSHOT_MASTER_KEY_PREVIOUS = env.str("SNAPSHOT_MASTER_KEY_PREVIOUS", default="")
 SNAPSHOT_SYNC_INTERVAL_SECONDS = env.float("SNAPSHOT_SYNC_INTERVAL_SECONDS", default=10.0)
 SNAPSHOT_SYNC_KEEP = env.int("SNAPSHOT_SYNC_KEEP", default=3)  # sync snapshots per instance
 SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS = env.int(
@@ -485,10 +490,28 @@ CELERY_BEAT_SCHEDULE["snapshot-maintenance"] = {
     "options": {"expires": SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# --- Observability (issue [I]): logs, request ids, metrics --------------------------------------
+# Kept together in this block: README "Configuration", OPERATIONS.md "What to watch".
+# Logs: one line per record on stderr, JSON by default (production); `make run` sets plain.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain.")
+LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
+# First: every log line of a request, and every task it queues, carries its X-Request-ID.
+MIDDLEWARE.insert(0, "dumont.request_id.request_id_middleware")
+# Metrics at /metrics (dumont/metrics.py): django-prometheus counts requests (its two
+# middlewares wrap all the others) and queries (its database backends wrap Django's).
+INSTALLED_APPS += ["django_prometheus"]
+MIDDLEWARE.insert(1, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
+# One folder per machine shared by its web, worker and beat processes (prometheus_client reads
+# the same variable): /metrics then adds up that machine's processes. Empty it at boot.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# Scrapers send `Authorization: Bearer <METRICS_TOKEN>`; without it only signed-in staff see it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if DUMONT_HTTPS:
+    # Orchestrator probes call the process directly over plain HTTP.
+    SECURE_REDIRECT_EXEMPT += [r"^api/health/live$", r"^api/health/ready$"]

@@ -3,10 +3,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dumont.api import HealthView
+from dumont.api import HealthView, LivenessView, ReadinessView
+from dumont.metrics import metrics_view
 
 api_patterns = [
     path("health", HealthView.as_view(), name="health"),
+    path("health/live", LivenessView.as_view(), name="health-live"),
+    path("health/ready", ReadinessView.as_view(), name="health-ready"),
     path("", include("accounts.api.urls")),
     path("", include("instances.api.urls")),
     path("", include("billing.api.urls")),
@@ -23,6 +26,7 @@ admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus (dumont/metrics.py)
     path("api/", include(api_patterns)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("allauth.urls")),  # sign-up, sign-in, 2FA (django-allauth)

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from snapshots.engine import Repository, RepositoryNotFound, formats, maintenance, open_store
+from snapshots.engine.exceptions import WrongKey
 from snapshots.engine.repository import DEFAULT_GRACE_SECONDS
 from snapshots.engine.store import S3Store, Store
 from snapshots.models import SnapshotRepository
@@ -48,8 +49,8 @@ class RepositoryAccess:
         }
 
 
-def secret_for(tenant_id: int) -> str:
-    key = settings.SNAPSHOT_MASTER_KEY.encode()
+def secret_for(tenant_id: int, master_key: str | None = None) -> str:
+    key = (master_key or settings.SNAPSHOT_MASTER_KEY).encode()
     return hmac.new(key, f"tenant:{tenant_id}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -94,7 +95,30 @@ def open_repository(tenant_id: int, *, create: bool = False) -> Repository:
     except RepositoryNotFound:
         if not create:
             raise
+    except WrongKey:
+        # During a rotation (OPERATIONS.md): not re-wrapped yet, still under the previous key.
+        previous = settings.SNAPSHOT_MASTER_KEY_PREVIOUS
+        if not previous:
+            raise
+        return Repository.open(store, secret_for(tenant_id, previous))
     return Repository.init(store, access.secret, kdf_cost=KDF_COST)
+
+
+def rewrap_repository(tenant_id: int) -> bool:
+    """Put the tenant's repository under the current SNAPSHOT_MASTER_KEY, if it is still under
+    SNAPSHOT_MASTER_KEY_PREVIOUS. True when it was re-wrapped now; safe to run again."""
+    store = _store(access_for(tenant_id))
+    try:
+        Repository.open(store, secret_for(tenant_id))
+        return False
+    except WrongKey:
+        if not settings.SNAPSHOT_MASTER_KEY_PREVIOUS:
+            raise
+    repository = Repository.open(
+        store, secret_for(tenant_id, settings.SNAPSHOT_MASTER_KEY_PREVIOUS)
+    )
+    repository.rewrap(secret_for(tenant_id))
+    return True
 
 
 def ensure_repository(tenant_id: int) -> SnapshotRepository:

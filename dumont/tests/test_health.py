@@ -101,3 +101,63 @@ def test_health_names_the_broker_when_redis_does_not_answer(test_database_url):
     assert status == 503
     assert body["checks"]["broker"]["status"] == "failing"
     assert body["checks"]["database"]["status"] == "ok"
+
+
+# --- Liveness and readiness ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_liveness_answers_ok_with_no_worker_or_beat(anonymous):
+    response = anonymous.get("/api/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readiness_is_ok_with_database_and_broker_even_without_worker_or_beat(anonymous):
+    response = anonymous.get("/api/health/ready")
+
+    assert response.status_code == 200
+    assert set(response.json()["checks"]) == {"database", "broker"}
+
+
+def _in_a_process_with(path: str, env: dict[str, str]) -> tuple[int, dict]:
+    code = (
+        "import json; from django.test import Client; "
+        f"r = Client(SERVER_NAME='localhost').get('{path}'); "
+        "print(json.dumps([r.status_code, r.json()]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    status, body = json.loads(result.stdout.strip().splitlines()[-1])
+    return status, body
+
+
+def test_readiness_is_503_without_the_database_while_liveness_stays_ok():
+    no_database = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"}
+
+    ready = _in_a_process_with("/api/health/ready", no_database)
+    live = _in_a_process_with("/api/health/live", no_database)
+
+    assert ready[0] == 503
+    assert ready[1]["checks"]["database"]["status"] == "failing"
+    assert live == (200, {"status": "ok"})
+
+
+def test_readiness_is_503_without_the_broker(test_database_url):
+    status, body = _in_a_process_with(
+        "/api/health/ready",
+        {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": test_database_url},
+    )
+
+    assert status == 503
+    assert body["checks"]["broker"]["status"] == "failing"
+    assert body["checks"]["database"]["status"] == "ok"

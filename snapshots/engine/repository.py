@@ -253,6 +253,24 @@ class Repository:
         )
         return cls(store, config, keys, **options)
 
+    def rewrap(self, new_secret: str | bytes) -> None:
+        """Wrap this repository's keys under `new_secret` (fresh salt, same KDF cost).
+
+        Only the config changes: data stays sealed with the same data key, so this is one small
+        atomic write, and from then on only `new_secret` opens the repository."""
+        kdf = KdfParameters(os.urandom(16), self.config["kdf"]["n"])
+        config = dict(self.config)
+        config["kdf"] = {
+            **config["kdf"],
+            "salt": kdf.salt.hex(),
+            "n": kdf.n,
+            "r": kdf.r,
+            "p": kdf.p,
+        }
+        config["keys"] = wrap_keys(self.keys, _as_bytes(new_secret), kdf).hex()
+        self.store.put("config", json.dumps(config, indent=2).encode())
+        self.config = config
+
     # -- blobs ----------------------------------------------------------------------------
 
     def _codec(self, data: bytes | memoryview) -> bytes:

@@ -6,6 +6,7 @@ web (uvicorn, ASGI), a Celery worker and beat under honcho; Ctrl-C stops them al
 
 import os
 import shlex
+import shutil
 import sys
 
 from django.conf import settings
@@ -95,6 +96,15 @@ class Command(BaseCommand):
             SIM_PROVIDER_URL=os.environ.get("SIM_PROVIDER_URL", f"http://127.0.0.1:{sim_port}"),
             DUMONT_PUBLIC_URL=os.environ.get("DUMONT_PUBLIC_URL", f"http://{host}:{port}"),
         )
+        # Human-readable logs in a terminal; production's default is JSON (settings).
+        env.setdefault("LOG_FORMAT", "plain")
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # /metrics adds up web's and worker's counters from this folder, emptied at each start
+            # (the values of processes of an earlier run would count twice).
+            metrics_dir = settings.DUMONT_HOME / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         if "STRIPE_SECRET_KEY" not in os.environ:
             # No Stripe account configured: top-ups go through the local fake Stripe.
             env["STRIPE_API_BASE"] = f"http://127.0.0.1:{stripe_port}"

@@ -1,0 +1,266 @@
+"""Prometheus metrics at GET /metrics (README, "Metrics"; OPERATIONS.md, "What to watch").
+
+Two kinds, chosen by where the truth lives:
+- What happens inside one process (HTTP requests and database queries from django-prometheus,
+  Celery task runs here) is counted in that process by prometheus_client. Web, worker and beat
+  are separate processes, so set PROMETHEUS_MULTIPROC_DIR (one empty folder per machine, shared
+  by that machine's processes): each process writes its values there and /metrics on that
+  machine adds them up.
+- What the database already records (provisioning outcomes, failovers with their RPO and RTO,
+  sync lag, webhook deliveries) is read from it at scrape time by `DatabaseCollector`: exact for
+  the whole cluster whichever process or machine did the work, and kept across restarts.
+"""
+
+import hmac
+import time
+from datetime import timedelta
+
+from celery.signals import task_failure, task_postrun, task_prerun, worker_process_shutdown
+from django.conf import settings
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+TASK_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+PROVISIONING_BUCKETS = (5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1800)
+RPO_BUCKETS = (5, 10, 15, 20, 30, 60, 120, 300, 600, 1800, 3600)
+RTO_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+SYNC_LAG_BUCKETS = (1, 5, 10, 15, 20, 30, 60, 120, 300, 600, 1800)
+
+task_runs = Counter(
+    "dumont_celery_task_runs_total",
+    "Celery task runs by task and final state (success, failure, retry, ...).",
+    ["task", "state"],
+)
+task_failures = Counter(
+    "dumont_celery_task_failures_total", "Celery task runs that raised, by task.", ["task"]
+)
+task_duration = Histogram(
+    "dumont_celery_task_duration_seconds",
+    "Wall time of a Celery task run, by task.",
+    ["task"],
+    buckets=TASK_DURATION_BUCKETS,
+)
+
+# Start of each running task, by task id (this process only, popped at postrun).
+_started_at: dict[str, float] = {}
+
+
+@task_prerun.connect(dispatch_uid="dumont.metrics.prerun")
+def _task_started(task_id: str | None = None, **kwargs) -> None:
+    if task_id is not None:
+        _started_at[task_id] = time.monotonic()
+
+
+@task_postrun.connect(dispatch_uid="dumont.metrics.postrun")
+def _task_finished(task_id: str | None = None, task=None, state: str | None = None, **kwargs):
+    started_at = _started_at.pop(task_id, None)
+    if task is None:
+        return
+    task_runs.labels(task.name, (state or "unknown").lower()).inc()
+    if started_at is not None:
+        task_duration.labels(task.name).observe(time.monotonic() - started_at)
+
+
+@task_failure.connect(dispatch_uid="dumont.metrics.failure")
+def _task_failed(sender=None, **kwargs) -> None:
+    if sender is not None:
+        task_failures.labels(sender.name).inc()
+
+
+@worker_process_shutdown.connect(dispatch_uid="dumont.metrics.process_shutdown")
+def _forget_dead_process(pid: int | None = None, **kwargs) -> None:
+    if pid is not None and settings.PROMETHEUS_MULTIPROC_DIR:
+        multiprocess.mark_process_dead(pid, settings.PROMETHEUS_MULTIPROC_DIR)
+
+
+# --- Read from the database at scrape time ---------------------------------------------------
+
+PROVISIONING_OUTCOMES = {
+    "running": "succeeded",
+    "error": "failed",
+    "pending": "retried",  # the offer was taken meanwhile: back to the market
+    "deleting": "cancelled",
+}
+
+
+def _seconds(value) -> float:
+    if value is None:
+        return 0.0
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _histogram(name: str, documentation: str, queryset, field: str, buckets, *, as_bound=float):
+    """A histogram family from one aggregate query over `field` (rows where it is set)."""
+    aggregates = {
+        f"le_{index}": Count("pk", filter=Q(**{f"{field}__lte": as_bound(bound)}))
+        for index, bound in enumerate(buckets)
+    }
+    row = queryset.filter(**{f"{field}__isnull": False}).aggregate(
+        total=Count("pk"), sum=Sum(field), **aggregates
+    )
+    cumulative = [(str(float(bound)), row[f"le_{index}"]) for index, bound in enumerate(buckets)]
+    cumulative.append(("+Inf", row["total"]))
+    return HistogramMetricFamily(
+        name, documentation, buckets=cumulative, sum_value=_seconds(row["sum"])
+    )
+
+
+class DatabaseCollector:
+    """State the database holds, read when Prometheus scrapes (a few aggregate queries)."""
+
+    def collect(self):
+        from instances.models import Failover, Instance, InstanceEvent
+        from webhooks.models import WebhookDelivery
+
+        outcomes = CounterMetricFamily(
+            "dumont_provisioning_outcomes",
+            "Provisioning attempts by how they ended (succeeded, failed, retried, cancelled).",
+            labels=["outcome"],
+        )
+        ended = dict(
+            InstanceEvent.objects.filter(from_status=Instance.Status.PROVISIONING)
+            .values_list("to_status")
+            .annotate(count=Count("pk"))
+            .order_by()
+        )
+        for status, outcome in PROVISIONING_OUTCOMES.items():
+            outcomes.add_metric([outcome], ended.get(status, 0))
+        yield outcomes
+
+        # What the customer waited: the request (instance created) → its first `running`.
+        provisioned = InstanceEvent.objects.filter(
+            from_status=Instance.Status.PROVISIONING, to_status=Instance.Status.RUNNING
+        ).annotate(
+            duration=ExpressionWrapper(
+                F("created_at") - F("instance__created_at"), output_field=DurationField()
+            )
+        )
+        yield _histogram(
+            "dumont_provisioning_duration_seconds",
+            "Seconds from an instance's creation to its first running.",
+            provisioned,
+            "duration",
+            PROVISIONING_BUCKETS,
+            as_bound=lambda bound: timedelta(seconds=bound),
+        )
+
+        failovers = CounterMetricFamily(
+            "dumont_failovers",
+            "Failovers by status (in_progress, completed, failed).",
+            labels=["status"],
+        )
+        by_status = dict(
+            Failover.objects.values_list("status").annotate(count=Count("pk")).order_by()
+        )
+        for status in Failover.Status.values:
+            failovers.add_metric([status], by_status.get(status, 0))
+        yield failovers
+        yield _histogram(
+            "dumont_failover_rpo_seconds",
+            "Age of the newest sync when the GPU was lost: work after it is gone.",
+            Failover.objects.all(),
+            "rpo_seconds",
+            RPO_BUCKETS,
+        )
+        yield _histogram(
+            "dumont_failover_rto_standby_seconds",
+            "Interruption → the CPU standby serving.",
+            Failover.objects.all(),
+            "rto_standby_seconds",
+            RTO_BUCKETS,
+        )
+        yield _histogram(
+            "dumont_failover_rto_gpu_seconds",
+            "Interruption → a GPU serving again.",
+            Failover.objects.all(),
+            "rto_gpu_seconds",
+            RTO_BUCKETS,
+        )
+
+        running = Instance.objects.filter(status=Instance.Status.RUNNING)
+        yield _histogram(
+            "dumont_sync_lag_seconds",
+            "Running instances by the sync lag their agent last reported.",
+            running,
+            "sync_lag_seconds",
+            SYNC_LAG_BUCKETS,
+        )
+        worst = GaugeMetricFamily(
+            "dumont_sync_lag_max_seconds", "The largest sync lag of a running instance."
+        )
+        worst.add_metric([], running.aggregate(worst=Max("sync_lag_seconds"))["worst"] or 0.0)
+        yield worst
+
+        instances = GaugeMetricFamily("dumont_instances", "Instances by status.", labels=["status"])
+        counts = dict(Instance.objects.values_list("status").annotate(count=Count("pk")).order_by())
+        for status in Instance.Status.values:
+            instances.add_metric([status], counts.get(status, 0))
+        yield instances
+
+        deliveries = dict(
+            WebhookDelivery.objects.values_list("status").annotate(count=Count("pk")).order_by()
+        )
+        finished = CounterMetricFamily(
+            "dumont_webhook_deliveries",
+            "Webhook deliveries that ended: succeeded, or failed after every retry.",
+            labels=["outcome"],
+        )
+        for status in (WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED):
+            finished.add_metric([status], deliveries.get(status, 0))
+        yield finished
+        pending = GaugeMetricFamily(
+            "dumont_webhook_deliveries_pending", "Webhook deliveries still being attempted."
+        )
+        pending.add_metric([], deliveries.get(WebhookDelivery.Status.PENDING, 0))
+        yield pending
+
+
+_database_registry = CollectorRegistry(auto_describe=False)
+_database_registry.register(DatabaseCollector())
+
+
+def _process_registry():
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
+        return registry
+    return REGISTRY
+
+
+def _is_allowed(request: HttpRequest) -> bool | None:
+    """True: allowed; False: known but not allowed (403); None: no credentials (401)."""
+    token = settings.METRICS_TOKEN
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer" and credentials:
+        if hmac.compare_digest(credentials.encode(), token.encode()):
+            return True
+        return None
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return bool(user.is_staff)
+    return None
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """GET /metrics: the bearer METRICS_TOKEN, or a signed-in staff member."""
+    allowed = _is_allowed(request)
+    if allowed is None:
+        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    if not allowed:
+        return HttpResponse("staff only\n", status=403, content_type="text/plain")
+    body = generate_latest(_process_registry()) + generate_latest(_database_registry)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
