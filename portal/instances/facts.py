@@ -13,6 +13,7 @@ from billing.models import LedgerEntry, UsageInterval
 from billing.money import micros_to_usd, usd_text
 from instances.api.serializers import connection_info
 from instances.models import Failover, Instance, Standby
+from instances.transitions import TRANSITIONAL
 from snapshots.models import Snapshot
 
 Status = Instance.Status
@@ -21,16 +22,8 @@ Status = Instance.Status
 STATUS_LABELS = dict(Status.choices)
 SNAPSHOT_STATUS_LABELS = dict(Snapshot.Status.choices)
 FAILOVER_STATUS_LABELS = dict(Failover.Status.choices)
-# Statuses on the way to another: the card shows a spinner until the next event.
-MOVING = {
-    Status.PENDING,
-    Status.PROVISIONING,
-    Status.HIBERNATING,
-    Status.WAKING,
-    Status.FAILING_OVER,
-    Status.RECOVERING,
-    Status.DELETING,
-}
+# The state machine's statuses on the way to another: the card shows a spinner meanwhile.
+MOVING = TRANSITIONAL
 # Where users can reach the workspace (on the GPU, or on the standby during a failover).
 REACHABLE = {Status.RUNNING, Status.ON_STANDBY}
 
