@@ -25,7 +25,11 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
             return None
         if limit == 0:
             return self.default_limit
-        return min(limit, self.max_limit)
+        if limit > self.max_limit:
+            raise ValidationError(
+                {self.limit_query_param: [f"At most {self.max_limit}."]}, code="max_value"
+            )
+        return limit
 
     def get_offset(self, request) -> int:
         return self._count_parameter(request, self.offset_query_param, 0)

@@ -71,8 +71,13 @@ def _throttled_operations(generator) -> set[tuple[str, str]]:
 
 def _error_statuses(path: str, method: str, operation: dict, is_throttled: bool) -> list[str]:
     statuses = []
-    has_query = any(parameter["in"] == "query" for parameter in operation.get("parameters", []))
-    if "requestBody" in operation or method in ("post", "put", "patch") or has_query:
+    # A query parameter, or a path parameter that is not a plain id (a GPU name), can be invalid.
+    has_checked_parameter = any(
+        parameter["in"] == "query"
+        or (parameter["in"] == "path" and parameter.get("schema", {}).get("type") != "integer")
+        for parameter in operation.get("parameters", [])
+    )
+    if "requestBody" in operation or method in ("post", "put", "patch") or has_checked_parameter:
         statuses.append("400")
     if "requestBody" in operation:
         statuses.append("413")  # DATA_UPLOAD_MAX_MEMORY_SIZE (dumont/limits.py)

@@ -26,7 +26,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from accounts.tests.factories import make_account
 from conftest import free_port, wait_until
@@ -151,18 +151,20 @@ def _other_tenant_gets_404(intruder_token: str):
     return other_tenant_gets_404
 
 
-def _operations() -> list[tuple[str, str]]:
-    """(METHOD, path) of every operation the schema documents, read at collection."""
-    return [
-        (method.upper(), path)
-        for path, operations in _schema_document()["paths"].items()
-        for method in operations
-    ]
+def _operations() -> list[tuple[str, str, GenerationMode]]:
+    """(METHOD, path, mode) of every operation the schema documents, read at collection; the
+    negative mode only where there is an input to get wrong."""
+    cases = []
+    for path, operations in _schema_document()["paths"].items():
+        for method, operation in operations.items():
+            cases.append((method.upper(), path, GenerationMode.POSITIVE))
+            if operation.get("parameters") or operation.get("requestBody"):
+                cases.append((method.upper(), path, GenerationMode.NEGATIVE))
+    return cases
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-@pytest.mark.parametrize(("method", "path"), _operations())
+@pytest.mark.parametrize(("method", "path", "mode"), _operations())
 def test_every_operation_answers_within_its_schema(api_schema, tenants, method, path, mode):
     owner_token, intruder_token = tenants
     operation = api_schema[path][method]
@@ -193,7 +195,15 @@ def test_linked_operations_answer_within_their_schema(api_schema, tenants):
             return {"headers": _bearer(owner_token)}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
-            super().validate_response(response, case, additional_checks=[check], **kwargs)
+            case.validate_response(
+                response,
+                additional_checks=[check],
+                # The machine sends A's valid token itself, beside a made-up portal cookie
+                # that ignored_auth takes for the credentials under test; the stateless test
+                # checks the 401s for missing and wrong credentials.
+                excluded_checks=[ignored_auth, positive_data_acceptance],
+                transport_kwargs=kwargs,
+            )
 
     Machine.run(
         settings=settings(

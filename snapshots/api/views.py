@@ -1,5 +1,5 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -36,7 +36,11 @@ class SnapshotViewSet(
     @extend_schema(
         summary="Snapshot a running instance's workspace",
         request=serializers.SnapshotCreateSerializer,
-        responses={202: serializers.SnapshotSerializer, **errors(InstanceNotRunning)},
+        responses={
+            202: serializers.SnapshotSerializer,
+            404: OpenApiResponse(description="No such instance in your organisation"),
+            **errors(InstanceNotRunning),
+        },
     )
     def create(self, request):
         form = serializers.SnapshotCreateSerializer(data=request.data)
