@@ -22,7 +22,14 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EMBEDDED_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "SIM_PROVIDER_URL")
+# What `make run` chooses itself (the embedded defaults), never inherited from this environment.
+EMBEDDED_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "SECRET_KEY",
+    "SIM_PROVIDER_URL",
+)
 
 
 def free_port() -> int:

@@ -227,7 +227,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "dumont.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dumont.errors.api_exception_handler",
@@ -515,3 +515,70 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 if DUMONT_HTTPS:
     # Orchestrator probes call the process directly over plain HTTP.
     SECURE_REDIRECT_EXEMPT += [r"^api/health/live$", r"^api/health/ready$"]
+
+# --- Hardening (issue I #11): rate limits, request size, CORS, CSP, cookies ----------------------
+# Rate limits (README, "Limits"). Generous defaults: a person or a script never meets them; a
+# runaway loop or a token-guessing client does. Each is a DRF rate ("N/second|minute|hour|day").
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["dumont.throttling.TokenRateThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] |= {
+    "token": env.str("THROTTLE_TOKEN", default="1200/min"),  # per API token or portal user
+    "address": env.str("THROTTLE_ADDRESS", default="2400/min"),  # per client address, /api/
+}
+# The address limit runs before authentication (dumont/throttling.py), right after security.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "dumont.throttling.ApiAddressRateLimitMiddleware",
+)
+# The portal's sign-in, sign-up and password reset (django-allauth, per address and per e-mail).
+ACCOUNT_RATE_LIMITS = {
+    "login": env.str("PORTAL_RATE_LOGIN", default="30/m/ip"),
+    "login_failed": env.str("PORTAL_RATE_LOGIN_FAILED", default="10/m/ip,5/5m/key"),
+    "signup": env.str("PORTAL_RATE_SIGNUP", default="20/h/ip"),
+    "reset_password": env.str("PORTAL_RATE_RESET_PASSWORD", default="20/m/ip,5/m/key"),
+}
+
+# Request size: a body over this many bytes is refused (413 on the API) before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1_048_576)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env.int("MAX_REQUEST_FIELDS", default=1000)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("dumont.throttling.ApiAddressRateLimitMiddleware") + 1,
+    "dumont.limits.ApiRequestSizeLimitMiddleware",
+)
+
+# CORS: closed unless origins are listed (a browser app on another origin calling the API with
+# a token); never with credentials, so a portal session cookie is not usable cross-origin.
+INSTALLED_APPS.append("corsheaders")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
+    "corsheaders.middleware.CorsMiddleware",
+)
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False
+
+# Content-Security-Policy (django-csp): the portal loads only its own scripts, styles, images
+# and websocket; no inline script or handler anywhere (portal/static/portal/portal.js wires them).
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(  # inside django-prometheus's pair, which wraps every other middleware
+    MIDDLEWARE.index("django_prometheus.middleware.PrometheusAfterMiddleware"),
+    "csp.middleware.CSPMiddleware",
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],  # htmx and the /ws/tenant/ websocket (same origin)
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
+
+# Cookies: never readable by scripts; not sent on cross-site requests; Secure under HTTPS above.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True

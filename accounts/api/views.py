@@ -10,8 +10,10 @@ from accounts import services
 from accounts.api import serializers
 from accounts.authentication import request_ip
 from accounts.context import TenantContext
+from accounts.exceptions import LastOwner
 from accounts.models import ApiToken, AuditLog, Membership, SshKey
 from accounts.tenancy import TenantScopedViewSet
+from dumont.schema import errors
 
 
 def _me_body(membership: Membership) -> dict:
@@ -177,7 +179,7 @@ class MemberViewSet(
         )
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=serializers.MemberSerializer)
+    @extend_schema(responses={200: serializers.MemberSerializer, **errors(LastOwner)})
     def partial_update(self, request, *args, **kwargs):
         membership = self.get_object()
         form = self.get_serializer(data=request.data)
@@ -185,6 +187,7 @@ class MemberViewSet(
         membership = services.change_role(self.context, membership, form.validated_data["role"])
         return Response(serializers.MemberSerializer(membership).data)
 
+    @extend_schema(responses={204: None, **errors(LastOwner)})
     def destroy(self, request, *args, **kwargs):
         services.remove_member(self.context, self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -18,8 +18,15 @@ from rest_framework.views import APIView
 from accounts.tenancy import TenantScopedViewSet
 from billing import alerts, ledger, payments, subscriptions
 from billing.api import serializers
+from billing.exceptions import (
+    AlreadySubscribed,
+    NoPaidSubscription,
+    NoStripeCustomer,
+    PaymentProviderError,
+)
 from billing.models import Budget, Invoice, LedgerEntry, Plan, Subscription
 from billing.money import usd_text, usd_to_micros
+from dumont.schema import errors
 
 USAGE_KINDS = [
     LedgerEntry.Kind.USAGE_GPU,
@@ -160,7 +167,10 @@ class SubscriptionView(APIView):
 
     @extend_schema(
         request=serializers.SubscribeRequestSerializer,
-        responses={201: serializers.CheckoutSessionSerializer},
+        responses={
+            201: serializers.CheckoutSessionSerializer,
+            **errors(AlreadySubscribed, PaymentProviderError),
+        },
         summary="Buy a plan: a Stripe Checkout Session in subscription mode (pay at `url`)",
         tags=["billing"],
     )
@@ -179,7 +189,10 @@ class SubscriptionView(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: serializers.SubscriptionSerializer},
+        responses={
+            200: serializers.SubscriptionSerializer,
+            **errors(NoPaidSubscription, PaymentProviderError),
+        },
         summary="Cancel the paid plan at the end of its current period",
         tags=["billing"],
     )
@@ -192,7 +205,14 @@ class SubscriptionView(APIView):
 class PortalView(APIView):
     """A link to Stripe's customer portal: cards, invoices, plan changes and cancellation."""
 
-    @extend_schema(request=None, responses={200: serializers.PortalSerializer}, tags=["billing"])
+    @extend_schema(
+        request=None,
+        responses={
+            200: serializers.PortalSerializer,
+            **errors(NoStripeCustomer, PaymentProviderError),
+        },
+        tags=["billing"],
+    )
     def post(self, request):
         _require_admin(request, "manage payments")
         url = subscriptions.portal_url(request.auth.tenant, f"{_portal_address()}/billing")
@@ -254,7 +274,7 @@ class CheckoutView(APIView):
 
     @extend_schema(
         request=serializers.CheckoutRequestSerializer,
-        responses={201: serializers.CheckoutSessionSerializer},
+        responses={201: serializers.CheckoutSessionSerializer, **errors(PaymentProviderError)},
         tags=["billing"],
     )
     def post(self, request):

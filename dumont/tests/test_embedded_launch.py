@@ -20,7 +20,14 @@ from django.conf import settings
 from websockets.sync.client import connect
 
 PUSHED_DATA = {"from": "another process"}
-EMBEDDED_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "SIM_PROVIDER_URL")
+# What `make run` chooses itself (the embedded defaults), never inherited from this environment.
+EMBEDDED_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "SECRET_KEY",
+    "SIM_PROVIDER_URL",
+)
 
 
 def _free_port() -> int:

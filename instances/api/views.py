@@ -11,10 +11,12 @@ from rest_framework.views import APIView
 
 from accounts.models import SshKey
 from accounts.tenancy import TenantScopedViewSet
+from billing.exceptions import InsufficientCredits
+from dumont.schema import errors
 from instances import services, standby
 from instances.agent_tokens import STANDBY_TOKEN_PREFIX
 from instances.api import serializers
-from instances.exceptions import UnknownAgent
+from instances.exceptions import InvalidTransition, ProviderUnavailable, UnknownAgent
 from instances.models import Failover, Instance, InstanceEvent
 
 
@@ -50,6 +52,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
                 description="`no_capacity`: nothing under max_price; `alternatives` lists the "
                 "cheapest other regions and GPUs.",
             ),
+            **errors(InsufficientCredits, ProviderUnavailable),
         },
     )
     def create(self, request):
@@ -62,7 +65,10 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
         )
         return self._accepted(instance)
 
-    @extend_schema(summary="Delete: destroy the machine and its disk", responses={202: None})
+    @extend_schema(
+        summary="Delete: destroy the machine and its disk",
+        responses={202: serializers.InstanceSerializer, **errors(InvalidTransition)},
+    )
     def destroy(self, request, pk=None):
         instance = self.get_object()
         services.delete_instance(instance, actor=actor_of(self.context))
@@ -71,7 +77,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     @extend_schema(
         summary="Hibernate: stop the machine and the bill, keep the disk",
         request=None,
-        responses={202: serializers.InstanceSerializer},
+        responses={202: serializers.InstanceSerializer, **errors(InvalidTransition)},
     )
     @action(detail=True, methods=["post"])
     def hibernate(self, request, pk=None):
@@ -82,7 +88,10 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     @extend_schema(
         summary="Wake a hibernated instance",
         request=None,
-        responses={202: serializers.InstanceSerializer},
+        responses={
+            202: serializers.InstanceSerializer,
+            **errors(InvalidTransition, InsufficientCredits, ProviderUnavailable),
+        },
     )
     @action(detail=True, methods=["post"])
     def wake(self, request, pk=None):
@@ -116,7 +125,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     @extend_schema(
         summary="Simulator only: the market takes the machine back, as a real interruption",
         request=None,
-        responses={202: serializers.InstanceSerializer},
+        responses={202: serializers.InstanceSerializer, **errors(InvalidTransition)},
     )
     @action(detail=True, methods=["post"], url_path="simulate-interruption")
     def simulate_interruption(self, request, pk=None):
@@ -137,7 +146,7 @@ class HeartbeatView(APIView):
 
     @extend_schema(
         request=serializers.HeartbeatSerializer,
-        responses={200: serializers.HeartbeatReplySerializer},
+        responses={200: serializers.HeartbeatReplySerializer, **errors(UnknownAgent)},
         tags=["agent"],
     )
     def post(self, request):

@@ -94,7 +94,7 @@ def test_the_safe_windows_heatmap_colours_the_week_and_marks_the_risky_window(br
         "Saturday",
         "Sunday",
     ]
-    hues = {day: re.findall(r"--hue: (\d+)", cells) for day, cells in rows}
+    hues = {day: re.findall(r"data-hue=\"(\d+)\"", cells) for day, cells in rows}
     assert all(len(day_hues) == 4 for day_hues in hues.values())
     assert hues[busy.strftime("%A")][2] == "0"  # 12:00-18:00 that day: the riskiest (red)
     assert "5 interruptions seen" in page

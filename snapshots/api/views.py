@@ -1,15 +1,19 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.tenancy import TenantScopedViewSet
+from billing.exceptions import InsufficientCredits
+from dumont.schema import errors
 from instances.api.serializers import InstanceSerializer, instance_request
 from instances.api.views import actor_of
+from instances.exceptions import NoCapacity, ProviderUnavailable
 from instances.models import Instance
 from snapshots import services
 from snapshots.api import serializers
+from snapshots.exceptions import InstanceNotRunning, SnapshotBusy, SnapshotNotReady
 from snapshots.models import Snapshot
 
 
@@ -32,7 +36,11 @@ class SnapshotViewSet(
     @extend_schema(
         summary="Snapshot a running instance's workspace",
         request=serializers.SnapshotCreateSerializer,
-        responses={202: serializers.SnapshotSerializer},
+        responses={
+            202: serializers.SnapshotSerializer,
+            404: OpenApiResponse(description="No such instance in your organisation"),
+            **errors(InstanceNotRunning),
+        },
     )
     def create(self, request):
         form = serializers.SnapshotCreateSerializer(data=request.data)
@@ -43,7 +51,10 @@ class SnapshotViewSet(
         snapshot = services.create_snapshot(instance, name=form.validated_data.get("name", ""))
         return Response(self._body(snapshot), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Delete: the data goes unless other snapshots share it")
+    @extend_schema(
+        summary="Delete: the data goes unless other snapshots share it",
+        responses={202: serializers.SnapshotSerializer, **errors(SnapshotBusy)},
+    )
     def destroy(self, request, pk=None):
         snapshot = services.delete_snapshot(self.get_object())
         return Response(self._body(snapshot), status=status.HTTP_202_ACCEPTED)
@@ -51,7 +62,10 @@ class SnapshotViewSet(
     @extend_schema(
         summary="Restore into a NEW instance (any GPU, any region)",
         request=serializers.RestoreRequestSerializer,
-        responses={202: InstanceSerializer},
+        responses={
+            202: InstanceSerializer,
+            **errors(SnapshotNotReady, NoCapacity, InsufficientCredits, ProviderUnavailable),
+        },
     )
     @action(detail=True, methods=["post"])
     def restore(self, request, pk=None):

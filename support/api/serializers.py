@@ -3,8 +3,18 @@ from rest_framework import serializers
 from support.models import Ticket, TicketMessage
 
 
+class BoundedCharField(serializers.CharField):
+    """A CharField whose max_length holds for the text as sent, not only once trimmed (the
+    schema's maxLength is about what the client sends)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length, length=len(data))
+        return super().to_internal_value(data)
+
+
 class TicketMessageSerializer(serializers.ModelSerializer):
-    body = serializers.CharField(max_length=20_000, trim_whitespace=True)
+    body = BoundedCharField(max_length=20_000, trim_whitespace=True)
 
     class Meta:
         model = TicketMessage
@@ -41,8 +51,8 @@ class TicketDetailSerializer(TicketSerializer):
 
 
 class TicketCreateSerializer(serializers.Serializer):
-    subject = serializers.CharField(max_length=200)
-    body = serializers.CharField(max_length=20_000, help_text="The first message.")
+    subject = BoundedCharField(max_length=200)
+    body = BoundedCharField(max_length=20_000, help_text="The first message.")
     priority = serializers.ChoiceField(
         choices=Ticket.Priority.choices, default=Ticket.Priority.NORMAL
     )

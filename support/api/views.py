@@ -5,8 +5,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.tenancy import TenantScopedViewSet
+from dumont.schema import errors
 from support import services
 from support.api import serializers
+from support.exceptions import TicketClosed
 from support.models import Ticket, TicketMessage
 
 
@@ -54,7 +56,7 @@ class TicketViewSet(
 
     @extend_schema(
         request=serializers.TicketMessageSerializer,
-        responses={201: serializers.TicketMessageSerializer},
+        responses={201: serializers.TicketMessageSerializer, **errors(TicketClosed)},
         description="Add a message to the conversation; 409 `ticket_closed` on a closed ticket.",
     )
     @action(detail=True, methods=["post"])

@@ -6,8 +6,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.tenancy import TenantScopedViewSet
+from dumont.schema import errors
 from webhooks import services
 from webhooks.api import serializers
+from webhooks.exceptions import EndpointInactive
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
@@ -71,7 +73,7 @@ class WebhookEndpointViewSet(
 
     @extend_schema(
         request=None,
-        responses={202: serializers.WebhookDeliverySerializer},
+        responses={202: serializers.WebhookDeliverySerializer, **errors(EndpointInactive)},
         description="Send a `ping` test event to this endpoint now; poll the delivery returned.",
     )
     @action(detail=True, methods=["post"])
@@ -108,7 +110,7 @@ class WebhookDeliveryViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet):
 
     @extend_schema(
         request=None,
-        responses={202: serializers.WebhookDeliverySerializer},
+        responses={202: serializers.WebhookDeliverySerializer, **errors(EndpointInactive)},
         description=(
             "Send this delivery's event again now, as a new delivery with the same event id "
             "(receivers drop duplicates by id). Returns the new delivery."

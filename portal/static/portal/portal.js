@@ -31,3 +31,28 @@
     connect();
   }
 })();
+
+// Behaviours declared in the markup with data- attributes, so that no page needs an inline
+// script or event handler (the Content-Security-Policy allows neither).
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.matches("[data-select-on-click]")) event.target.select();
+  });
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form.matches("form[data-confirm]") && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+  function paintHues(root) {
+    root.querySelectorAll("[data-hue]").forEach(function (cell) {
+      cell.style.setProperty("--hue", cell.dataset.hue);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { paintHues(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { paintHues(event.target); });
+})();
