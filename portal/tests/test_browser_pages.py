@@ -200,3 +200,42 @@ def test_the_last_card_deleted_live_leaves_the_empty_state(live_portal, owner, p
     assert page.locator("[data-instance-id]").count() == 0
     assert page.evaluate("window.notReloaded") is True
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("tab", ["page", "phone_page"])
+def test_the_other_pages_fit_both_widths_without_errors(live_portal, owner, market, tab, request):
+    from support.models import Ticket
+    from webhooks.models import WebhookEndpoint
+
+    page = request.getfixturevalue(tab)
+    for path in ["/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"]:
+        response = live_portal.goto(page, path)
+        assert response.status == 200, path
+        assert _fits(page), path
+    live_portal.sign_in(page, owner.user)
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=owner.tenant, url="https://hooks.example.com/dumont", events=["instance.status"]
+    )
+    ticket = Ticket.objects.create(
+        tenant=owner.tenant, opened_by=owner.user, subject="My instance does not start"
+    )
+
+    for path in [
+        "/market/",
+        "/billing/",
+        "/settings/",
+        "/settings/security/",
+        "/settings/ssh-keys/",
+        "/settings/tokens/",
+        "/settings/members/",
+        "/settings/standby/",
+        "/settings/webhooks/",
+        f"/settings/webhooks/{endpoint.pk}/",
+        "/support/",
+        "/support/new/",
+        f"/support/{ticket.pk}/",
+    ]:
+        response = live_portal.goto(page, path)
+        assert response.status == 200, path
+        assert _fits(page), path
+    assert page.console_errors == []
