@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from dumont.tls import tls_context
 from webhooks import signing, ssrf
 from webhooks.exceptions import InvalidUrl, UrlNotAllowed
 from webhooks.models import WebhookDelivery
@@ -116,7 +117,9 @@ def send(delivery: WebhookDelivery) -> Outcome:
     timeout_seconds = settings.WEBHOOK_TIMEOUT_SECONDS
     deadline = time.monotonic() + 2 * timeout_seconds
     # trust_env=False: no proxy from the environment, which would resolve the name itself.
-    with httpx.Client(timeout=timeout_seconds, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(
+        timeout=timeout_seconds, follow_redirects=False, trust_env=False, verify=tls_context()
+    ) as client:
         request = client.build_request(
             "POST", pinned_url, content=body, headers=headers, extensions=extensions
         )

@@ -2,6 +2,7 @@
 
 import httpx
 
+from dumont.tls import tls_context
 from instances.providers.base import (
     Machine,
     MachineNotFound,
@@ -20,7 +21,9 @@ class SimProvider:
 
     def __init__(self, base_url: str, api_key: str = "", timeout_seconds: float = 10.0):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_seconds)
+        self.client = httpx.Client(
+            base_url=base_url, headers=headers, timeout=timeout_seconds, verify=tls_context()
+        )
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:

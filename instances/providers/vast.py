@@ -57,6 +57,7 @@ import httpx
 from django.core.cache import cache
 from django.utils import timezone
 
+from dumont.tls import tls_context
 from instances.providers import agent_boot_script
 from instances.providers.base import (
     Machine,
@@ -242,7 +243,10 @@ class VastProvider:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.client = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_seconds
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=timeout_seconds,
+            verify=tls_context(),
         )
         self.is_interruptible = is_interruptible
         self.max_retries = max_retries
