@@ -479,7 +479,12 @@ def one_run(arguments) -> dict:
         profile = None
         database = sample_database(time.monotonic() + arguments.seconds * 0.8)
         if arguments.profile and shutil.which("py-spy", path=str(Path(sys.executable).parent)):
-            worker_pid = descendants(processes["web"].pid)[1]
+            # uvicorn's children: a multiprocessing resource tracker, then the workers
+            worker_pid = next(
+                pid
+                for pid in descendants(processes["web"].pid)
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            )
             profile = subprocess.run(
                 [
                     str(Path(sys.executable).parent / "py-spy"),
@@ -487,7 +492,9 @@ def one_run(arguments) -> dict:
                     "--pid",
                     str(worker_pid),
                     "--duration",
-                    "8",
+                    "10",
+                    "--rate",
+                    "20",
                     "--format",
                     "raw",
                     "--output",
