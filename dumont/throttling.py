@@ -6,12 +6,16 @@ a token. Both count in the shared cache (Redis), so every web process sees the s
 A 429 carries Retry-After and the API's error body {"code": "throttled", "detail", ...}.
 """
 
+import logging
 import math
 
 from django.http import JsonResponse
 from django.utils.translation import gettext
+from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 class _ConfiguredRateThrottle(SimpleRateThrottle):
@@ -19,6 +23,16 @@ class _ConfiguredRateThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str | None:
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request, view) -> bool:
+        """With the cache (Redis) unreachable the request goes through: the limits protect the
+        service, and refusing every request while Redis restarts would be the outage itself.
+        /api/health/ready reports the broken broker meanwhile."""
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError) as error:
+            logger.warning("rate limit %s not applied, no cache: %s", self.scope, error)
+            return True
 
 
 class AddressRateThrottle(_ConfiguredRateThrottle):
@@ -59,13 +73,14 @@ def throttled_response(wait_seconds: float | None) -> JsonResponse:
 
 
 class ApiAddressRateLimitMiddleware:
-    """Refuse /api/ requests over the per-address rate with a 429, before anything else runs."""
+    """Refuse /api/ requests over the per-address rate with a 429, before anything else runs
+    (the health probes excepted: an orchestrator polls them from one address)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/") and request.path != "/api/health":
+        if request.path.startswith("/api/") and not request.path.startswith("/api/health"):
             throttle = AddressRateThrottle()
             if throttle.rate is not None and not throttle.allow_request(request, None):
                 return throttled_response(throttle.wait())

@@ -161,3 +161,12 @@ def test_readiness_is_503_without_the_broker(test_database_url):
     assert status == 503
     assert body["checks"]["broker"]["status"] == "failing"
     assert body["checks"]["database"]["status"] == "ok"
+
+
+def test_without_redis_the_api_still_answers_unthrottled(test_database_url):
+    status, body = _in_a_process_with(
+        "/api/me", {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": test_database_url}
+    )
+
+    assert status == 401  # answered (not a 500): the rate limits wait for the cache to return
+    assert body["code"] == "not_authenticated"
