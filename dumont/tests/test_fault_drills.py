@@ -1,0 +1,187 @@
+"""Fault drills: Redis restarted under a worker, Postgres connections dropped under a web
+process, a worker killed with SIGKILL in the middle of a task.
+
+Every drill runs real processes (redis-server, uvicorn, celery worker, the simulator) and breaks
+them from outside, then shows what a user would notice: tasks run again, requests answer JSON,
+no row is half written, a machine is created once and a webhook is recorded delivered once.
+What Redis without persistence cannot promise (tasks queued and lost with its memory) is
+recovered by reconcile and the webhook outbox, as DESIGN.md and OPERATIONS.md describe.
+"""
+
+import os
+import signal
+import subprocess
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from conftest import free_port, wait_until, worker_arguments
+from instances.models import Instance
+from instances.tests.factories import InstanceFactory
+from webhooks.models import WebhookDelivery
+from webhooks.tests.factories import make_delivery, make_endpoint, receiver_url
+
+Status = Instance.Status
+WEB_APPLICATION_NAME = "dumont-drill-web"
+
+
+# --- Processes the drills break -----------------------------------------------------------------
+
+
+class RedisServer:
+    """Our own redis-server on a free port (never the machine's on 6379), without persistence."""
+
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_until(self._answers, timeout=15)
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash or an OOM kill does; its memory (queued tasks) is gone."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def _answers(self) -> bool:
+        import redis
+
+        try:
+            return redis.Redis.from_url(self.url, socket_timeout=1).ping()
+        except redis.RedisError:
+            return False
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.kill()
+
+
+def _send(task, *arguments, broker_url: str) -> None:
+    """Queue a task on another broker than the test settings' (the drill's own Redis)."""
+    from dumont.celery import app
+
+    with app.connection_for_write(broker_url) as broker:
+        task.apply_async(arguments, connection=broker)
+
+
+def _web_process(start_process, test_database_url: str, **env: str) -> str:
+    """The ASGI app in its own uvicorn process on the test database; its Postgres sessions are
+    named WEB_APPLICATION_NAME so that a drill can drop them and only them."""
+    port = free_port()
+    start_process(
+        "-m",
+        "uvicorn",
+        "dumont.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        env={"DATABASE_URL": test_database_url, "PGAPPNAME": WEB_APPLICATION_NAME, **env},
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{url}/api/health/live", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answers, timeout=60)
+    return url
+
+
+def _terminate_web_sessions() -> int:
+    """pg_terminate_backend() on every session of the web process (never the test's own)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s",
+            [WEB_APPLICATION_NAME],
+        )
+        return cursor.fetchone()[0]
+
+
+def _worker_children(worker: subprocess.Popen) -> list[int]:
+    """The pool processes of a prefork worker (the ones that run tasks)."""
+    path = Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
+    return [int(pid) for pid in path.read_text().split()]
+
+
+# --- 1. Redis restarted during work ---------------------------------------------------------------
+
+
+def test_after_a_redis_restart_the_worker_runs_new_tasks_and_reconcile_and_the_outbox_recover_lost_ones(
+    owner, own_redis, simulator, httpserver, start_process, test_database_url, settings
+):
+    from instances.tasks import reconcile
+    from webhooks.tasks import sweep_deliveries
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    endpoint = make_endpoint(owner.tenant, receiver_url(httpserver), events=["instance.running"])
+    start_process(
+        *worker_arguments(),
+        env={
+            "DATABASE_URL": test_database_url,
+            "REDIS_URL": own_redis.url,
+            "SIM_PROVIDER_URL": simulator.url,
+            "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        },
+    )
+    # Work whose tasks were queued before the crash and lost with Redis's memory: an instance
+    # left pending and a first webhook attempt that no task will make.
+    long_ago = timezone.now() - timedelta(seconds=settings.INSTANCE_STEP_RETRY_SECONDS + 5)
+    instance = InstanceFactory(
+        tenant=owner.tenant,
+        status=Status.PENDING,
+        status_changed_at=long_ago,
+        max_price_micros=5_000_000,
+    )
+    delivery = make_delivery(endpoint)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=long_ago)
+
+    own_redis.kill()
+    own_redis.start()
+    # What beat sends on its schedule, sent once here to the restarted Redis.
+    _send(reconcile, broker_url=own_redis.url)
+    _send(sweep_deliveries, broker_url=own_redis.url)
+
+    provisioned = wait_until(
+        lambda: Instance.objects.filter(pk=instance.pk).exclude(provider_id="").first(),
+        timeout=60,
+    )
+    delivered = wait_until(
+        lambda: WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDelivery.Status.SUCCEEDED
+        ).first(),
+        timeout=60,
+    )
+    machines = [m for m in simulator.machines() if m["idempotency_key"] == instance.provision_key]
+    assert [machine["id"] for machine in machines] == [provisioned.provider_id]
+    assert delivered.attempt_count == 1
+    assert len(httpserver.log) == 1
