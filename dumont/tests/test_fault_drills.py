@@ -8,8 +8,6 @@ What Redis without persistence cannot promise (tasks queued and lost with its me
 recovered by reconcile and the webhook outbox, as DESIGN.md and OPERATIONS.md describe.
 """
 
-import os
-import signal
 import subprocess
 import threading
 from datetime import timedelta
@@ -18,11 +16,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import redis
 from django.db import connection
 from django.utils import timezone
 
 from conftest import free_port, wait_until, worker_arguments
-from instances.models import Instance
+from instances.models import Instance, InstanceEvent
 from instances.tests.factories import InstanceFactory
 from webhooks.models import WebhookDelivery
 from webhooks.tests.factories import make_delivery, make_endpoint, receiver_url
@@ -48,8 +47,10 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.directory)],
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -63,8 +64,6 @@ class RedisServer:
         self.process.wait()
 
     def _answers(self) -> bool:
-        import redis
-
         try:
             return redis.Redis.from_url(self.url, socket_timeout=1).ping()
         except redis.RedisError:
@@ -136,7 +135,7 @@ def _worker_children(worker: subprocess.Popen) -> list[int]:
 # --- 1. Redis restarted during work ---------------------------------------------------------------
 
 
-def test_after_a_redis_restart_the_worker_runs_new_tasks_and_reconcile_and_the_outbox_recover_lost_ones(
+def test_after_a_redis_restart_reconcile_and_the_outbox_recover_the_work_lost_with_it(
     owner, own_redis, simulator, httpserver, start_process, test_database_url, settings
 ):
     from instances.tasks import reconcile
@@ -185,3 +184,109 @@ def test_after_a_redis_restart_the_worker_runs_new_tasks_and_reconcile_and_the_o
     assert [machine["id"] for machine in machines] == [provisioned.provider_id]
     assert delivered.attempt_count == 1
     assert len(httpserver.log) == 1
+
+
+# --- 2. Postgres connections dropped ------------------------------------------------------------
+
+
+def _get_instances(url: str, token: str) -> httpx.Response:
+    return httpx.get(
+        f"{url}/api/instances", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def test_a_web_process_whose_database_connections_were_dropped_answers_the_next_request(
+    owner, start_process, test_database_url
+):
+    url = _web_process(start_process, test_database_url)
+    assert _get_instances(url, owner.token).status_code == 200
+
+    dropped = _terminate_web_sessions()
+    response = _get_instances(url, owner.token)
+
+    assert dropped >= 1
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+@pytest.fixture
+def database_refusing_connections(transactional_db):
+    """Turn new connections to the test database away (sessions already open stay)."""
+
+    parameters = connection.settings_dict
+    # A database cannot refuse connections from a session of its own: ask from `postgres`.
+    maintenance_url = (
+        f"postgres://{parameters['USER']}@{parameters['HOST'] or '127.0.0.1'}:"
+        f"{parameters['PORT'] or 5432}/postgres"
+    )
+    name = connection.ops.quote_name(parameters["NAME"])
+
+    def refuse(is_refused: bool) -> None:
+        with psycopg.connect(maintenance_url, autocommit=True) as maintenance:
+            maintenance.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {not is_refused}")
+
+    yield refuse
+    refuse(False)
+
+
+def test_an_api_request_while_the_database_is_unreachable_is_a_503_json_then_service_resumes(
+    owner, start_process, test_database_url, database_refusing_connections
+):
+    url = _web_process(start_process, test_database_url, DATABASE_POOL_TIMEOUT="2")
+    assert _get_instances(url, owner.token).status_code == 200
+
+    database_refusing_connections(True)
+    _terminate_web_sessions()
+    during = _get_instances(url, owner.token)
+    database_refusing_connections(False)
+    after = _get_instances(url, owner.token)
+
+    assert during.status_code == 503
+    assert during.headers["content-type"] == "application/json"
+    assert during.json()["code"] == "database_unavailable"
+    assert during.headers["Retry-After"] == "5"
+    assert "Traceback" not in during.text
+    assert after.status_code == 200
+
+
+def test_a_creation_cut_off_mid_transaction_leaves_no_instance_and_no_event(
+    owner, simulator, start_process, test_database_url
+):
+    url = _web_process(start_process, test_database_url, SIM_PROVIDER_URL=simulator.url)
+    responses: list[httpx.Response] = []
+
+    # Hold the event table: the creation inserts its instance row, then waits to insert the
+    # instance's first event, inside one transaction.
+    with psycopg.connect(test_database_url) as holder:
+        holder.execute("LOCK TABLE instances_instanceevent IN EXCLUSIVE MODE")
+        creating = threading.Thread(
+            target=lambda: responses.append(
+                httpx.post(
+                    f"{url}/api/instances",
+                    json={"gpu": "RTX 4090", "max_price": 2.0},
+                    headers={"Authorization": f"Bearer {owner.token}"},
+                    timeout=60,
+                )
+            )
+        )
+        creating.start()
+        wait_until(_web_session_waits_for_a_lock, timeout=30)
+        _terminate_web_sessions()
+        creating.join(timeout=60)
+
+    (response,) = responses
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert not Instance.objects.filter(tenant=owner.tenant).exists()
+    assert not InstanceEvent.objects.filter(tenant=owner.tenant).exists()
+    assert simulator.machines() == []
+
+
+def _web_session_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s AND wait_event_type = 'Lock'",
+            [WEB_APPLICATION_NAME],
+        )
+        return cursor.fetchone()[0] > 0
