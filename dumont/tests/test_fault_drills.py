@@ -8,6 +8,8 @@ What Redis without persistence cannot promise (tasks queued and lost with its me
 recovered by reconcile and the webhook outbox, as DESIGN.md and OPERATIONS.md describe.
 """
 
+import os
+import signal
 import subprocess
 import threading
 from datetime import timedelta
@@ -19,8 +21,9 @@ import pytest
 import redis
 from django.db import connection
 from django.utils import timezone
+from werkzeug import Response
 
-from conftest import free_port, wait_until, worker_arguments
+from conftest import celery_arguments, free_port, wait_until, worker_arguments
 from instances.models import Instance, InstanceEvent
 from instances.tests.factories import InstanceFactory
 from webhooks.models import WebhookDelivery
@@ -290,3 +293,131 @@ def _web_session_waits_for_a_lock() -> bool:
             [WEB_APPLICATION_NAME],
         )
         return cursor.fetchone()[0] > 0
+
+
+# --- 3. A worker killed with SIGKILL mid-task --------------------------------------------------
+
+
+def _prefork_worker(start_process, env: dict[str, str]) -> subprocess.Popen:
+    """A worker whose one pool process runs the tasks: killing that process is what an OOM kill
+    or a crash does, and the main process, still alive, hands the unacknowledged message back
+    to the broker (CELERY_TASK_ACKS_LATE + CELERY_TASK_REJECT_ON_WORKER_LOST)."""
+    from dumont.celery import app
+
+    app.control.purge()  # tasks left in the test broker by earlier tests are not ours
+    worker = start_process(
+        *celery_arguments(
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--without-mingle",
+            "--without-gossip",
+        ),
+        env=env,
+    )
+    wait_until(lambda: _worker_children(worker), timeout=60)
+    return worker
+
+
+def _kill_pool_processes(worker: subprocess.Popen) -> None:
+    for pid in _worker_children(worker):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def simulator_process(simulator) -> int:
+    """The simulator's process, to pause it (SIGSTOP) while a task waits on it."""
+    port = simulator.url.rsplit(":", 1)[1]
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            arguments = status.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"simulator" in arguments and port.encode() in arguments:
+            return int(status.parent.name)
+    raise AssertionError("the simulator's process was not found")
+
+
+def test_a_provision_task_whose_worker_is_killed_mid_task_runs_again_and_rents_one_machine(
+    owner, simulator, simulator_process, start_process, test_database_url
+):
+    from instances.tasks import provision
+
+    worker = _prefork_worker(
+        start_process, {"DATABASE_URL": test_database_url, "SIM_PROVIDER_URL": simulator.url}
+    )
+    instance = InstanceFactory(
+        tenant=owner.tenant, status=Status.PENDING, max_price_micros=5_000_000
+    )
+    # The provider stops answering: the task has moved the instance to provisioning and waits
+    # for the market's answer when its process is killed.
+    os.kill(simulator_process, signal.SIGSTOP)
+    try:
+        provision.delay(instance.pk)
+        wait_until(
+            lambda: Instance.objects.filter(pk=instance.pk, status=Status.PROVISIONING).exists(),
+            timeout=60,
+        )
+        _kill_pool_processes(worker)
+    finally:
+        os.kill(simulator_process, signal.SIGCONT)
+
+    provisioned = wait_until(
+        lambda: Instance.objects.filter(pk=instance.pk).exclude(provider_id="").first(),
+        timeout=60,
+    )
+
+    machines = [m for m in simulator.machines() if m["idempotency_key"] == instance.provision_key]
+    assert [machine["id"] for machine in machines] == [provisioned.provider_id]
+    assert provisioned.provision_attempts == 1
+    assert provisioned.events.filter(to_status=Status.PROVISIONING).count() == 1
+
+
+def test_a_webhook_whose_worker_is_killed_mid_post_is_recorded_delivered_once(
+    owner, httpserver, start_process, test_database_url
+):
+    from webhooks.delivery import CLAIM_LEASE
+    from webhooks.tasks import deliver_webhook, sweep_deliveries
+
+    arrived, release = threading.Event(), threading.Event()
+
+    def receiver(request):
+        arrived.set()
+        release.wait(timeout=60)
+        return Response("ok")
+
+    httpserver.expect_request("/hook").respond_with_handler(receiver)
+    endpoint = make_endpoint(owner.tenant, receiver_url(httpserver), events=["instance.running"])
+    worker = _prefork_worker(
+        start_process, {"DATABASE_URL": test_database_url, "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+    )
+    delivery = make_delivery(endpoint)
+
+    deliver_webhook.delay(owner.tenant.id, delivery.pk)
+    wait_until(arrived.is_set, timeout=60)
+    _kill_pool_processes(worker)
+    release.set()
+    # The redelivered task finds the row claimed (CLAIM_LEASE keeps it from a second worker
+    # while an attempt may still run); once the lease has run out the sweep sends it again.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    sweep_deliveries.delay()
+
+    delivered = wait_until(
+        lambda: WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDelivery.Status.SUCCEEDED
+        ).first(),
+        timeout=60,
+    )
+    wait_until(lambda: len(httpserver.log) == 2, timeout=30)
+
+    assert timedelta(minutes=2) == CLAIM_LEASE
+    assert delivered.attempt_count == 2
+    # The receiver saw the event twice, under one delivery id and one event id: its contract
+    # is to deduplicate on them (at-least-once delivery).
+    requests = [request for request, _ in httpserver.log]
+    assert {request.headers["Dumont-Delivery"] for request in requests} == {str(delivery.pk)}
+    assert {request.get_json()["id"] for request in requests} == {str(delivery.event_id)}
