@@ -1,12 +1,22 @@
 """One error shape for the whole API: {"code": "...", "detail": "..."} (+ "errors" per field)."""
 
+import logging
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import OperationalError
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from dumont.exceptions import DumontError
+
+logger = logging.getLogger(__name__)
+
+# A client may retry after this long: the pool replaces a dropped connection at once, and a
+# database that restarts or fails over is usually back within seconds.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def _flatten(errors, prefix=""):
@@ -43,6 +53,18 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DumontError):
         body = {"code": exc.code, "detail": exc.detail, **exc.extra()}
         return Response(body, status=exc.status_code)
+    if isinstance(exc, OperationalError):
+        # A dropped connection, a restarting or failed-over server, a pool with no connection
+        # to give: the request did nothing (its transaction rolled back), so a retry is safe.
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            {
+                "code": "database_unavailable",
+                "detail": _("The database is not answering; try again in a few seconds."),
+            },
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     # Django's own Http404 and PermissionDenied (get_object_or_404, ...) get DRF's codes.
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -122,6 +122,10 @@ elif env.bool("DATABASE_POOL", default=True):
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # Test a connection before it is used (one round trip; with the pool, as the pool hands it
+    # out): one the server dropped (restart, failover, pg_terminate_backend, an idle timeout)
+    # is replaced instead of failing the request that draws it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
