@@ -65,22 +65,7 @@ def test_beat_without_a_worker_is_reported_as_a_failing_worker(
 
 def _health_in_a_process_with(env: dict[str, str]) -> tuple[int, dict]:
     """GET /api/health in a separate Django process configured with `env`."""
-    code = (
-        "import json; from django.test import Client; "
-        "r = Client(SERVER_NAME='localhost').get('/api/health'); "
-        "print(json.dumps([r.status_code, r.json()]))"
-    )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    status, body = json.loads(result.stdout.strip().splitlines()[-1])
-    return status, body
+    return _in_a_process_with("/api/health", env)
 
 
 def test_health_names_the_database_when_it_does_not_answer():
@@ -123,6 +108,7 @@ def test_readiness_is_ok_with_database_and_broker_even_without_worker_or_beat(an
 
 
 def _in_a_process_with(path: str, env: dict[str, str]) -> tuple[int, dict]:
+    """GET `path` in a separate Django process configured with `env`."""
     code = (
         "import json; from django.test import Client; "
         f"r = Client(SERVER_NAME='localhost').get('{path}'); "
