@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dumont_agent import __version__, commands
+from dumont_agent.engine import make_engine
 from dumont_agent.gpu import make_reader
-from dumont_agent.jobs import JOB_KINDS, Engine, Follow, Jobs, Sync
+from dumont_agent.jobs import JOB_KINDS, Follow, Jobs, Sync
 
 logger = logging.getLogger("dumont-agent")
 MAX_BACKOFF_SECONDS = 60.0
@@ -34,8 +35,8 @@ class Config:
     gpu_count: int = 1
     unauthorized_exit_seconds: float = 120.0
     workspace: Path = field(default_factory=Path.cwd)
-    # The snapshot engine: a command line (the server repository's engine by default).
-    engine_command: tuple[str, ...] = (sys.executable, "-m", "snapshots.engine")
+    # The snapshot engine: a command line, else (the default) the library in this process.
+    engine_command: tuple[str, ...] = ()
     state_dir: Path = field(
         default_factory=lambda: Path.home() / ".dumont-agent"
     )  # sync settings survive restarts here
@@ -83,7 +84,7 @@ class Agent:
         self.results: list[dict] = []
         self.stop = threading.Event()
         self.interval = config.heartbeat_seconds
-        engine = Engine(list(config.engine_command))
+        engine = make_engine(list(config.engine_command))
         self.jobs = Jobs(engine, config.workspace)
         self.sync = Sync(engine, config.workspace, config.state_dir, self.jobs)
         self.jobs.sync = self.sync
@@ -207,11 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        config = load_config(arguments.config)
+        agent = Agent(load_config(arguments.config))
     except (OSError, ValueError) as error:
         print(f"dumont-agent: {error}", file=sys.stderr)
         return 2
-    agent = Agent(config)
 
     def stop(signum, frame):
         agent.stop.set()

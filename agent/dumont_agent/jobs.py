@@ -1,10 +1,5 @@
-"""Long work the API asks for: snapshots, restores and continuous sync of the workspace.
-
-The snapshot engine runs as a subprocess (`python -m snapshots.engine` unless the config names
-another command), so the agent stays dependency-free and a crashing or killed backup never takes
-the heartbeat with it. The engine prints its progress as JSON lines on stderr and its result as
-JSON on stdout; the repository, its secret and any S3 credentials go in its environment, never
-on its command line (other users of the machine can read command lines).
+"""Long work the API asks for: snapshots, restores and continuous sync of the workspace, through
+the snapshot engine (see engine.py: in this process, or a command per operation).
 
 Reports wait here until a heartbeat delivers them: results are dropped only once the API has
 acknowledged the beat that carried them.
@@ -15,12 +10,12 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from dumont_agent.engine import Engine, JobFailed
 
 logger = logging.getLogger("dumont-agent")
 # restore_latest: a new machine restores the instance's newest sync (wake, failover);
@@ -29,66 +24,6 @@ logger = logging.getLogger("dumont-agent")
 JOB_KINDS = ("snapshot", "restore", "restore_latest", "final_sync", "promote", "demote")
 RESTORE_KINDS = ("restore", "restore_latest")
 SYNC_STATE_FILE = "sync.json"
-
-
-class JobFailed(Exception):
-    """The engine exited with an error; the message is its one-line reason."""
-
-
-class Engine:
-    """Runs the snapshot engine for one repository (given by a command's arguments)."""
-
-    def __init__(self, command: list[str]):
-        self.command = command
-
-    @staticmethod
-    def environment(args: dict) -> dict[str, str]:
-        env = dict(os.environ)
-        env["DUMONT_SNAPSHOT_REPOSITORY"] = str(args.get("repository", ""))
-        env["DUMONT_SNAPSHOT_SECRET"] = str(args.get("secret", ""))
-        for key, variable in (
-            ("endpoint_url", "DUMONT_SNAPSHOT_ENDPOINT_URL"),
-            ("access_key_id", "AWS_ACCESS_KEY_ID"),
-            ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-            ("region", "AWS_DEFAULT_REGION"),
-        ):
-            if args.get(key):
-                env[variable] = str(args[key])
-        return env
-
-    def run(self, arguments: list[str], args: dict, on_progress: Callable[[dict], None]):
-        """Run one engine command; returns its JSON result or raises JobFailed."""
-        process = subprocess.Popen(
-            [*self.command, "--json", "--progress-jsonl", *arguments],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.environment(args),
-            text=True,
-        )
-        errors: list[str] = []
-
-        def read_stderr() -> None:
-            for line in process.stderr:
-                if line.startswith("{"):
-                    try:
-                        on_progress(json.loads(line))
-                        continue
-                    except ValueError:
-                        pass
-                if line.strip():
-                    errors.append(line.strip())
-
-        reader = threading.Thread(target=read_stderr, daemon=True)
-        reader.start()
-        output = process.stdout.read()
-        process.wait()
-        reader.join(timeout=5)
-        if process.returncode != 0:
-            raise JobFailed(errors[-1] if errors else f"engine exited with {process.returncode}")
-        try:
-            return json.loads(output)
-        except ValueError as error:
-            raise JobFailed(f"the engine printed no JSON result ({error})") from error
 
 
 class Jobs:
@@ -149,8 +84,7 @@ class Jobs:
                 self.restoring -= 1
 
     def _snapshot(self, args: dict, on_progress) -> dict:
-        tags = [argument for tag in args.get("tags", []) for argument in ("--tag", tag)]
-        info = self.engine.run(["backup", str(self.workspace), *tags], args, on_progress)
+        info = self.engine.backup(args, str(self.workspace), args.get("tags", []), on_progress)
         return {"snapshot_id": info["id"], "summary": info.get("summary", {})}
 
     def _restore(self, args: dict, on_progress) -> dict:
@@ -164,7 +98,7 @@ class Jobs:
                 snapshot_id, snapshot_time = newest["id"], newest["time"]
         if not snapshot_id:
             raise JobFailed("no snapshot to restore")
-        result = self.engine.run(["restore", snapshot_id, str(self.workspace)], args, on_progress)
+        result = self.engine.restore(args, snapshot_id, str(self.workspace), on_progress)
         return {
             "snapshot_id": snapshot_id,
             "snapshot_time": snapshot_time,
@@ -191,9 +125,9 @@ class Jobs:
                 self.results.pop(result["id"], None)
 
 
-def newest_sync(engine: "Engine", args: dict) -> dict | None:
+def newest_sync(engine: Engine, args: dict) -> dict | None:
     """The newest snapshot tagged `sync` and the args' instance tag: {"id", "time", ...}."""
-    listed = engine.run(["snapshots"], args, on_progress=lambda report: None)
+    listed = engine.snapshots(args)
     wanted = {"sync", args.get("instance_tag", "")}
     matching = [info for info in listed if wanted <= set(info.get("tags", []))]
     return max(matching, key=lambda info: info["time"]) if matching else None
@@ -328,10 +262,9 @@ class Sync(Loop):
                 }
                 self.reported.set()
                 return dict(self.report)
-        tags = [argument for tag in args.get("tags", []) for argument in ("--tag", tag)]
         try:
-            info = self.engine.run(
-                ["backup", str(self.workspace), *tags], args, on_progress=lambda report: None
+            info = self.engine.backup(
+                args, str(self.workspace), args.get("tags", []), lambda report: None
             )
         except Exception as error:
             logger.warning("sync failed: %s", error)
@@ -436,7 +369,7 @@ class Follow(Loop):
                 return self.restored_id
             fresh = self.workspace.with_name(self.workspace.name + ".next")
             _remove(fresh)
-            self.engine.run(["restore", newest, str(fresh)], args, on_progress=lambda r: None)
+            self.engine.restore(args, newest, str(fresh), lambda report: None)
             old = self.workspace.with_name(self.workspace.name + ".old")
             _remove(old)
             if self.workspace.exists():

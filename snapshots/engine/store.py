@@ -227,11 +227,14 @@ class S3Store:
         return True
 
 
-def open_store(location: str, *, endpoint_url: str | None = None) -> Store:
-    """`s3://bucket/prefix` → S3Store (credentials from the usual AWS variables); else a folder."""
+def open_store(location: str, *, endpoint_url: str | None = None, **credentials: str) -> Store:
+    """`s3://bucket/prefix` → S3Store (`credentials`: S3Store's access_key_id, secret_access_key,
+    region_name; by default the usual AWS variables); else a folder."""
     if location.startswith("s3://"):
         parsed = urlparse(location)
         if not parsed.netloc:
             raise EngineError(f"{location}: no bucket in the S3 URL")
-        return S3Store(parsed.netloc, parsed.path.lstrip("/"), endpoint_url=endpoint_url)
+        return S3Store(
+            parsed.netloc, parsed.path.lstrip("/"), endpoint_url=endpoint_url, **credentials
+        )
     return LocalStore(location)
