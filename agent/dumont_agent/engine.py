@@ -120,6 +120,18 @@ class LibraryEngine(Engine):
     def __init__(self):
         self.lock = threading.Lock()
         self.idle: dict[tuple, list] = {}
+        # Imported here, in the main thread: the jobs' threads importing it at once would see
+        # its modules half initialised. Without it only the jobs fail; the heartbeat (and
+        # hibernation, which needs no engine) go on.
+        try:
+            from snapshots.engine import exceptions, repository, store
+        except ImportError as error:
+            self.missing = f"the snapshot engine is not installed here ({error})"
+        else:
+            self.missing = ""
+            self.EngineError = exceptions.EngineError
+            self.Repository = repository.Repository
+            self.open_store = store.open_store
 
     def backup(self, args, path, tags, on_progress):
         with self._opened(args) as repository:
@@ -148,11 +160,8 @@ class LibraryEngine(Engine):
                 "region",
             )
         )
-        try:
-            from snapshots.engine.exceptions import EngineError
-        except ImportError as error:
-            # Only the jobs fail: the heartbeat (and hibernation, which needs no engine) go on.
-            raise JobFailed(f"the snapshot engine is not installed here ({error})") from None
+        if self.missing:
+            raise JobFailed(self.missing)
         try:
             with self.lock:
                 idle = self.idle.get(key)
@@ -162,7 +171,7 @@ class LibraryEngine(Engine):
             else:
                 repository.refresh()
             yield repository
-        except EngineError as error:
+        except self.EngineError as error:
             raise JobFailed(f"error: {error}") from error
         except OSError as error:
             raise JobFailed(f"error: {error}") from error
@@ -176,17 +185,12 @@ class LibraryEngine(Engine):
                 if len(idle) < self.IDLE_PER_REPOSITORY:
                     idle.append(repository)
 
-    @staticmethod
-    def _open(key: tuple):
-        from snapshots.engine.exceptions import EngineError
-        from snapshots.engine.repository import Repository
-        from snapshots.engine.store import open_store
-
+    def _open(self, key: tuple):
         location, secret, endpoint_url, access_key_id, secret_access_key, region = key
         if not location:
-            raise EngineError("no repository in the command's arguments")
+            raise self.EngineError("no repository in the command's arguments")
         if not secret:
-            raise EngineError("no master secret in the command's arguments")
+            raise self.EngineError("no master secret in the command's arguments")
         credentials = {
             name: value
             for name, value in (
@@ -196,8 +200,8 @@ class LibraryEngine(Engine):
             )
             if value
         }
-        store = open_store(location, endpoint_url=endpoint_url or None, **credentials)
-        return Repository.open(store, secret)
+        store = self.open_store(location, endpoint_url=endpoint_url or None, **credentials)
+        return self.Repository.open(store, secret)
 
 
 def _reporting(on_progress: Progress):

@@ -186,6 +186,7 @@ class Repository:
         # once, under random names that are never reused (see refresh()).
         self._index_objects: dict[str, list[tuple[bytes, IndexEntry]]] = {}
         self._recent_manifests: collections.OrderedDict[str, Manifest] = collections.OrderedDict()
+        self._infos: dict[str, SnapshotInfo] = {}  # of listed snapshots, kept across refresh()
         self._zstd_compressor = None
 
     # -- creating and opening -------------------------------------------------------------
@@ -387,14 +388,19 @@ class Repository:
         self.refresh()
         self._index_objects.clear()
         self._recent_manifests.clear()
+        self._infos.clear()
 
     # -- snapshots ------------------------------------------------------------------------
 
     def snapshot_ids(self) -> list[str]:
         return [item.key.rsplit("/", 1)[1] for item in self.store.list("snapshots/")]
 
-    def manifest(self, snapshot_id: str) -> Manifest:
-        snapshot_id = self.resolve_snapshot(snapshot_id)
+    def manifest(self, reference: str) -> Manifest:
+        """The manifest of a snapshot: a full id, a unique prefix of one, or `latest`."""
+        return self._manifest(self.resolve_snapshot(reference))
+
+    def _manifest(self, snapshot_id: str) -> Manifest:
+        """The manifest of an exact id (no listing to resolve it)."""
         if snapshot_id not in self._manifests and snapshot_id in self._recent_manifests:
             self._manifests[snapshot_id] = self._recent_manifests[snapshot_id]
         if snapshot_id not in self._manifests:
@@ -413,12 +419,12 @@ class Repository:
         """A full id, a unique prefix of one, or `latest`."""
         if reference in self._manifests:
             return reference
-        ids = self.snapshot_ids()
         if reference == "latest":
             listed = self.snapshots()
             if not listed:
                 raise SnapshotNotFound("the repository has no snapshots")
             return listed[-1].id
+        ids = self.snapshot_ids()
         matches = [snapshot_id for snapshot_id in ids if snapshot_id.startswith(reference)]
         if len(matches) != 1 or not reference:
             what = "is ambiguous" if matches else "not found"
@@ -426,11 +432,26 @@ class Repository:
         return matches[0]
 
     def snapshots(self) -> list[SnapshotInfo]:
-        """Every snapshot, oldest first."""
+        """Every snapshot, oldest first.
+
+        One listing for all (resolving each id would list the store again: quadratic in the
+        number of snapshots, which continuous sync makes large), and only the manifests not read
+        before: a manifest never changes once written, so a follower listing every few seconds
+        reads just the new syncs."""
+
+        def read(snapshot_id: str) -> SnapshotInfo | None:
+            try:
+                return self._manifest(snapshot_id).info
+            except SnapshotNotFound:
+                return None  # forgotten by a prune since the listing
+
         ids = self.snapshot_ids()
+        new = [snapshot_id for snapshot_id in ids if snapshot_id not in self._infos]
         with ThreadPoolExecutor(self.transfer_workers) as pool:
-            manifests = list(pool.map(self.manifest, ids))
-        return sorted((manifest.info for manifest in manifests), key=lambda info: info.time)
+            read_now = dict(zip(new, pool.map(read, new), strict=True))
+        known = {**self._infos, **read_now}
+        self._infos = {snapshot_id: known[snapshot_id] for snapshot_id in ids if known[snapshot_id]}
+        return sorted(self._infos.values(), key=lambda info: info.time)
 
     def write_manifest(self, manifest: Manifest) -> int:
         sealed = self.keys.seal(

@@ -207,3 +207,25 @@ def test_a_changed_large_file_is_chunked_exactly_as_a_full_pass_would_chunk_it(
     assert full.summary["chunks_new"] == 0
     repository.restore(incremental.id, tmp_path / "restored")
     assert tree_digest(tmp_path / "restored") == tree_digest(source)
+
+
+def test_a_repository_kept_open_lists_what_others_add_and_forget(
+    repository, local_store, workspace
+):
+    """The agent keeps a repository open between syncs: after refresh() its listing must show
+    another machine's new snapshots and drop the ones a prune forgot."""
+    from snapshots.engine.maintenance import RetentionPolicy
+
+    follower, writer = Repository.open(local_store, SECRET), repository
+    first = writer.backup(workspace, tags=["sync"])
+    assert [info.id for info in follower.snapshots()] == [first.id]
+
+    (workspace / "new.txt").write_text("written on the GPU")
+    second = writer.backup(workspace, tags=["sync"])
+    follower.refresh()
+    assert [info.id for info in follower.snapshots()] == [first.id, second.id]
+
+    writer.prune(RetentionPolicy(keep_last=1), collect_garbage=False)
+    follower.refresh()
+    assert [info.id for info in follower.snapshots()] == [second.id]
+    assert follower.manifest("latest").info.id == second.id
