@@ -70,7 +70,7 @@ def ready(base, token, instance_id) -> bool:
     )
 
 
-def drive(base, token, sim, instance_id, rounds, results, errors):
+def drive(base, token, sim, home, instance_id, rounds, results, errors):
     rng = random.Random(instance_id)
     for _ in range(rounds):
         try:
@@ -98,6 +98,20 @@ def drive(base, token, sim, instance_id, rounds, results, errors):
             return
         except Exception as error:  # record and go on: the figures say how many completed
             errors.append(f"{instance_id}: {error}")
+            keep_agent_log(base, token, sim, home, instance_id)
+
+
+def keep_agent_log(base, token, sim, home: Path, instance_id) -> None:
+    """A round that did not complete: keep its machine's agent log (the simulator deletes the
+    folder with the machine) beside the launch log, for the post-mortem."""
+    machine = call(base, token, f"/api/instances/{instance_id}")["provider_id"]
+    try:
+        with urllib.request.urlopen(f"{sim}/v1/machines/{machine}") as reply:
+            folder = Path(json.loads(reply.read())["folder"])
+        log = (folder / "agent.log").read_bytes()
+    except (OSError, ValueError, KeyError) as error:
+        log = f"no agent log for {machine!r}: {error}\n".encode()
+    (home / f"stuck-{instance_id}-{machine}-{int(time.time())}.log").write_bytes(log)
 
 
 def main() -> None:
@@ -133,9 +147,10 @@ def main() -> None:
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(home / "launch.log").open("ab"),
+        stderr=subprocess.STDOUT,
     )
+    print(f"home: {home} (launch.log, stuck-*.log)", flush=True)
     try:
         wait_for(lambda: status_of(f"{base}/api/health") == 200, 120, "health")
         token = json.loads((home / "demo.json").read_text())["token"]
@@ -162,7 +177,7 @@ def main() -> None:
         errors: list[str] = []
         threads = [
             threading.Thread(
-                target=drive, args=(base, token, sim, i, arguments.rounds, results, errors)
+                target=drive, args=(base, token, sim, home, i, arguments.rounds, results, errors)
             )
             for i in ids
         ]

@@ -129,7 +129,7 @@ class Supervisor:
         self.prepare(row)
         folder = Path(row.folder)
         log = (folder / "agent.log").open("ab")
-        # The repository root too: agents run the snapshot engine as `python -m snapshots.engine`.
+        # The repository root too: agents import the snapshot engine (snapshots.engine) from it.
         python_path = os.pathsep.join([str(AGENT_PACKAGE_DIR), str(AGENT_PACKAGE_DIR.parent)])
         env = {**os.environ, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
