@@ -229,6 +229,9 @@ def fail_over(instance_id: str, *, reason: str, at: datetime | None = None) -> F
             restore_snapshot_id=instance.last_sync_snapshot_id,
         )
         if lost_machine:
+            from instances.services import abandon_queued_commands
+
+            abandon_queued_commands(instance, f"the machine was lost: {reason}"[:300], at)
             tasks_queue.after_commit("destroy_machine", lost_machine)
         # With a healthy standby, its promotion sends the recover step (users are served
         # first); without one, recover at once.

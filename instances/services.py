@@ -343,6 +343,9 @@ def stop(instance_id: str) -> None:
         transition(instance, Status.HIBERNATED, reason="no machine to stop")
     elif recovery.can_release(instance):
         get_provider().destroy(instance.provider_id)
+        with transaction.atomic():
+            released = "the machine was released (hibernated)"
+            abandon_queued_commands(instance, released, timezone.now())
         transition(
             instance,
             Status.HIBERNATED,
@@ -455,7 +458,15 @@ def complete_heartbeat(
         status = recovery.agent_booted(beat.instance_id)
     if command_results:
         finish_commands(beat.instance_id, command_results, now)
-    commands = _hand_out_commands(beat.instance_id, now) if beat.has_queued_commands else []
+    queued = beat.has_queued_commands
+    if command_results or beat.status in BOOTING:
+        # What this beat set off for this agent (a restore on boot; a sync once the restore
+        # is done) goes out in this reply, not a heartbeat interval later: after a failover
+        # the new GPU starts syncing at once, which bounds the RPO of a second interruption.
+        status, queued = Instance.objects.values_list("status", "has_queued_commands").get(
+            pk=beat.instance_id
+        )
+    commands = _hand_out_commands(beat.instance_id, now) if queued else []
     return HeartbeatReply(
         instance_id=beat.instance_id,
         status=status,
@@ -513,6 +524,23 @@ def finish_commands(instance_id: str, results: list[dict], now: datetime, *, sta
             hook = agent_commands.result_hook(command.kind)
             if hook:
                 hook(command, result["ok"], detail, result.get("result") or {})
+
+
+def abandon_queued_commands(instance: Instance, reason: str, now: datetime) -> None:
+    """The instance's machine is gone: what was queued for it and never handed out fails, with
+    its hooks told (a snapshot asked of it fails with the reason). Left queued, it would go to
+    the NEXT machine, where a sync meant for the old one could snapshot the new machine's
+    still-empty workspace before its restore."""
+    queued = AgentCommand.objects.select_for_update().filter(
+        instance=instance, standby=None, state=AgentCommand.State.QUEUED
+    )
+    for command in queued:
+        command.state, command.detail, command.finished_at = AgentCommand.State.FAILED, reason, now
+        command.save(update_fields=["state", "detail", "finished_at"])
+        hook = agent_commands.result_hook(command.kind)
+        if hook:
+            hook(command, False, reason, {})
+    Instance.objects.filter(pk=instance.pk).update(has_queued_commands=False)
 
 
 def _record_progress(instance_id: str, reports: list[dict]) -> None:

@@ -300,8 +300,13 @@ def instance_transitioned(instance: Instance, event: InstanceEvent) -> None:
         )
         restore.status = Restore.Status.RUNNING
         restore.save(update_fields=["command", "status"])
-    # Sync needs the tenant's repository, which may not exist yet: a task makes sure of it
-    # (store I/O does not belong in this transaction), then sends the command.
+    if instance.last_sync_snapshot_id:
+        # It synced before (a wake, a failover), so its repository exists: sync at once. The
+        # command rides on the reply to the very beat that reported the restore.
+        _queue_sync(instance)
+        return
+    # A first sync needs the tenant's repository, which may not exist yet: a task makes sure
+    # of it (store I/O does not belong in this transaction), then sends the command.
     from snapshots import tasks
 
     tenant_id, instance_id = instance.tenant_id, instance.pk
@@ -318,16 +323,19 @@ def start_sync(instance_id: str) -> None:
     repositories.ensure_repository(instance.tenant_id)
     with transaction.atomic():
         instance = Instance.objects.select_for_update().get(pk=instance_id)
-        if instance.status != Instance.Status.RUNNING:
-            return
-        queue_command(
-            instance,
-            SYNC_COMMAND,
-            {
-                "interval_seconds": settings.SNAPSHOT_SYNC_INTERVAL_SECONDS,
-                "tags": [SYNC_TAG, instance_tag(instance.pk)],
-            },
-        )
+        if instance.status == Instance.Status.RUNNING:
+            _queue_sync(instance)
+
+
+def _queue_sync(instance: Instance) -> None:
+    queue_command(
+        instance,
+        SYNC_COMMAND,
+        {
+            "interval_seconds": settings.SNAPSHOT_SYNC_INTERVAL_SECONDS,
+            "tags": [SYNC_TAG, instance_tag(instance.pk)],
+        },
+    )
 
 
 def repository_arguments(command: AgentCommand) -> dict:
