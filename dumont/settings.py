@@ -186,12 +186,12 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT_SECONDS", default=600)
 # countdown, capped by the tasks' retry_backoff_max (instance steps 120 s, snapshot store 300 s).
 TASK_RETRY_COUNTDOWN_MAX_SECONDS = 300
 # The visibility timeout: how long after its delivery an unacknowledged message waits before any
-# worker hands it to another (each worker sweeps for them about every 100 s: kombu's restore
-# interval x throttle). It must exceed the longest countdown + the hard limit, or a task still
-# waiting or running is delivered a second time; twice that (30 min by default; kombu's is 1 h)
-# leaves room for clock skew between worker machines. What waits on it is little: instance
-# steps are re-sent by reconcile, webhooks by their sweep and usage by the next post, whatever
-# Redis holds; a snapshot task of a worker that died whole comes back only this way.
+# worker hands it to another (a worker sweeps for them as it starts, then about every 100 s:
+# kombu's restore interval x throttle). It must exceed the longest countdown + the hard limit, or
+# a task still waiting or running is delivered a second time; twice that (30 min by default;
+# kombu's is 1 h) leaves room for clock skew between worker machines. What waits on it is little:
+# instance steps are re-sent by reconcile, webhooks by their sweep and usage by the next post,
+# whatever Redis holds; a snapshot task of a worker that died whole comes back only this way.
 VISIBILITY_TIMEOUT_SECONDS = env.int(
     "CELERY_VISIBILITY_TIMEOUT_SECONDS",
     default=2 * (TASK_RETRY_COUNTDOWN_MAX_SECONDS + CELERY_TASK_TIME_LIMIT),
