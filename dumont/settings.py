@@ -164,11 +164,53 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_kombu_url(REDIS_URL))
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
+# At least once (OPERATIONS.md, "Delivery guarantees"): a message is acknowledged after its task
+# ends; a pool process that dies hands it back at once; a worker that dies whole leaves it
+# unacknowledged in Redis until the visibility timeout below. Prefetch 1: a worker holds no
+# message beyond those it runs (a held message would age towards that timeout unrun).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{CACHE_KEY_PREFIX}:"}
+# Time limits bound every run, so that the visibility timeout can be chosen against them. A task
+# is a few provider, store or webhook calls, each with its own timeout and bounded in-call
+# retries; a longer wait is retried as a new message, with backoff. The longest is a provision
+# on Vast.ai whose every call times out twice before answering: about 9 min, by when reconcile
+# has given the instance up (INSTANCE_STEP_TIMEOUT_SECONDS, 600). Past the soft limit the task
+# raises SoftTimeLimitExceeded (steps are idempotent; reconcile re-sends a stuck step or adopts
+# the machine it rented); at the hard limit the pool process is killed and the message
+# acknowledged, not run again. Time limits need the prefork pool (the production worker's).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT_SECONDS", default=540)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT_SECONDS", default=600)
+# The longest a delivered message waits in a worker before it runs, unacknowledged: a retry's
+# countdown, capped by the tasks' retry_backoff_max (instance steps 120 s, snapshot store 300 s).
+TASK_RETRY_COUNTDOWN_MAX_SECONDS = 300
+# The visibility timeout: how long after its delivery an unacknowledged message waits before any
+# worker hands it to another (a worker sweeps for them as it starts, then about every 100 s:
+# kombu's restore interval x throttle). It must exceed the longest countdown + the hard limit, or
+# a task still waiting or running is delivered a second time; twice that (30 min by default;
+# kombu's is 1 h) leaves room for clock skew between worker machines. What waits on it is little:
+# instance steps are re-sent by reconcile, webhooks by their sweep and usage by the next post,
+# whatever Redis holds; a snapshot task of a worker that died whole comes back only this way.
+VISIBILITY_TIMEOUT_SECONDS = env.int(
+    "CELERY_VISIBILITY_TIMEOUT_SECONDS",
+    default=2 * (TASK_RETRY_COUNTDOWN_MAX_SECONDS + CELERY_TASK_TIME_LIMIT),
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "global_keyprefix": f"{CACHE_KEY_PREFIX}:",
+    "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+}
+# The hourly snapshot maintenance walks every tenant's repository: it grows with them, past what
+# the visibility timeout should wait for. It is acknowledged as it starts (a worker killed during
+# it loses that run, and the next hour's does the same idempotent work) and may run for most of
+# the hour.
+CELERY_TASK_ANNOTATIONS = {
+    "snapshots.tasks.maintain_repositories": {
+        "acks_late": False,
+        "soft_time_limit": 3300,
+        "time_limit": 3500,
+    },
+}
 CELERY_BEAT_SCHEDULER = "dumont.beat:LivenessRecordingScheduler"
 LIVENESS_INTERVAL_SECONDS = env.int("LIVENESS_INTERVAL_SECONDS", default=10)
 LIVENESS_MAX_AGE_SECONDS = env.int("LIVENESS_MAX_AGE_SECONDS", default=60)
