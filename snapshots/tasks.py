@@ -7,6 +7,8 @@ first, so a retried or duplicated task does nothing twice.
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db.models import F
 
 from instances.models import Instance
 from snapshots import services
@@ -49,10 +51,15 @@ def forget_snapshot(tenant_id: int, snapshot_id: str) -> None:
 def maintain_repositories() -> int:
     """Hourly: forget old syncs, collect garbage and re-measure every tenant's repository."""
     done = 0
-    for tenant_id in SnapshotRepository.objects.values_list("tenant_id", flat=True):
+    # Least recently maintained first: a run cut off by its time limit leaves the rest first
+    # in line for the next one.
+    repositories = SnapshotRepository.objects.order_by(F("measured_at").asc(nulls_first=True))
+    for tenant_id in repositories.values_list("tenant_id", flat=True):
         try:
             services.maintain_repository(tenant_id)
             done += 1
+        except SoftTimeLimitExceeded:
+            raise  # the run is out of time: the next hourly run goes on where this one stopped
         except Exception:  # one tenant's broken store must not stop the others
             logger.exception("snapshot maintenance failed for tenant %s", tenant_id)
     return done
