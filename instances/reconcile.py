@@ -21,7 +21,7 @@ from instances import recovery, services, standby, tasks_queue
 from instances.exceptions import InvalidTransition
 from instances.models import Instance, Standby
 from instances.providers import get_provider
-from instances.providers.base import Machine, MachineState, ProviderError
+from instances.providers.base import Machine, MachineNotFound, MachineState, ProviderError
 from instances.transitions import TRANSITIONAL
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,24 @@ def _unstick(report: ReconcileReport) -> None:
             report.resent.append(instance.pk)
 
 
+def _replace_if_vanished(provider, instance: Instance, report: ReconcileReport) -> None:
+    """A booting instance's machine is missing from the listing, or lost: asked again (the
+    listing is older than our rows, so a machine created since is not in it), a machine
+    really gone is replaced under a new provision key instead of waiting to time out."""
+    try:
+        state = provider.get(instance.provider_id).state
+    except MachineNotFound:
+        state = "gone"
+    except ProviderError as error:
+        logger.warning("reconcile: could not check %s: %s", instance.provider_id, error)
+        return
+    if state in LOST_STATES or state == "gone":
+        status = recovery.machine_vanished_while_booting(instance.pk, instance.provider_id, state)
+        if status:
+            tasks_queue.send(STEP_OF_STATUS[status], instance.pk)
+            report.resent.append(instance.pk)
+
+
 def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
     provider = get_provider()
     by_id = {machine.provider_id: machine for machine in machines}
@@ -119,9 +137,11 @@ def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
         instance.provider_id: instance
         for instance in Instance.objects.filter(provider=provider.name).exclude(provider_id="")
     }
+    # A booting instance (a first machine, a wake on a new one, a failover's replacement)
+    # between the provider's create and our save: its machine carries its provision key.
     by_key = {
         instance.provision_key: instance
-        for instance in Instance.objects.filter(status=Status.PROVISIONING, provider_id="")
+        for instance in Instance.objects.filter(status__in=recovery.BOOTING, provider_id="")
     }
     # Standby VMs may live at the same provider (the simulator runs both): they are not orphans.
     standbys = set(
@@ -136,8 +156,9 @@ def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
             continue
         instance = by_key.get(machine.idempotency_key)
         if instance is not None:
-            # The provision task died between the provider's create and our save.
-            tasks_queue.send("provision", instance.pk)
+            # Its step is creating it now, or died between the create and the save: the step
+            # (sent again) finds it under the key.
+            tasks_queue.send(STEP_OF_STATUS[instance.status], instance.pk)
             report.adopted.append(machine.provider_id)
             continue
         tasks_queue.send("destroy_machine", machine.provider_id)
@@ -148,6 +169,10 @@ def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
             state = machine.state.value if machine else "gone"
             if recovery.check_machine_lost(instance, state):
                 report.failed_over.append(instance.pk)
+        elif instance.status in recovery.BOOTING and (
+            machine is None or machine.state in LOST_STATES
+        ):
+            _replace_if_vanished(provider, instance, report)
         elif instance.status == Status.DELETED and machine and machine.state != "destroyed":
             tasks_queue.send("destroy_machine", provider_id)
             report.orphans_destroyed.append(provider_id)

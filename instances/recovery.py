@@ -265,6 +265,28 @@ def recover(instance_id: str) -> None:
         raise NoReplacement(f"no {instance.gpu} offer under the maximum price right now")
 
 
+def machine_vanished_while_booting(instance_id: str, provider_id: str, state: str) -> str:
+    """The machine a booting instance waits for is gone (taken back by the market, destroyed)
+    before its agent reported in: forget it and look again under a new provision key. Returns
+    the status whose step must run again ("" when the instance has moved on)."""
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance_id)
+        if instance.status not in BOOTING or instance.provider_id != provider_id:
+            return ""
+        fields = {
+            "provider_id": "",
+            "agent_token_hash": "",
+            "status_reason": f"its new machine was {state} before it booted; looking again",
+            **new_provision_key(instance),
+        }
+        if instance.last_sync_snapshot_id and not instance.needs_restore:
+            # A waking instance's stopped disk is gone with it: the new machine restores.
+            fields.update(needs_restore=True, restore_snapshot_id=instance.last_sync_snapshot_id)
+        Instance.objects.filter(pk=instance.pk).update(**fields)
+    logger.info("%s: machine %s %s while booting; replacing it", instance_id, provider_id, state)
+    return instance.status
+
+
 class NoReplacement(Exception):
     """No GPU offer to recover on yet; the task retries (reconcile resends it too)."""
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from instances import recovery, services, tasks
 from instances.models import Instance
+from instances.providers import get_provider
 from instances.reconcile import reconcile_all
 from instances.tests.factories import InstanceFactory
 
@@ -73,6 +74,53 @@ def test_a_machine_created_by_a_task_that_died_before_saving_is_adopted(simulato
     assert report.adopted == [machine_id]
     assert Instance.objects.get(pk=instance.pk).provider_id == machine_id
     assert len(_machines_for(simulator, instance)) == 1
+
+
+@pytest.mark.django_db
+def test_a_failovers_new_machine_not_yet_saved_is_adopted_not_destroyed(simulator):
+    """Reconcile listing the provider while a failover's replacement is being rented: the
+    machine under the instance's provision key is its own, not an orphan."""
+    instance = InstanceFactory(
+        status=Status.RECOVERING,
+        max_price_micros=5_000_000,
+        needs_restore=True,
+        provision_attempts=1,  # its key is "<id>-1"
+    )
+    recovery.recover(instance.pk)
+    machine_id = Instance.objects.get(pk=instance.pk).provider_id
+    Instance.objects.filter(pk=instance.pk).update(provider_id="")  # rented, not yet saved
+
+    report = reconcile_all()
+    recovery.recover(instance.pk)  # the step reconcile sent, run here
+
+    assert report.adopted == [machine_id] and report.orphans_destroyed == []
+    assert Instance.objects.get(pk=instance.pk).provider_id == machine_id
+    (machine,) = _machines_for(simulator, instance)
+    assert machine["state"] != "destroyed"
+
+
+@pytest.mark.django_db
+def test_a_replacement_machine_that_vanishes_before_it_boots_is_replaced_again(simulator):
+    instance = InstanceFactory(
+        status=Status.RECOVERING,
+        max_price_micros=5_000_000,
+        needs_restore=True,
+        provision_attempts=1,  # its key is "<id>-1"
+    )
+    recovery.recover(instance.pk)
+    lost = Instance.objects.get(pk=instance.pk)
+    get_provider().destroy(lost.provider_id)  # gone before its agent ever beat
+
+    report = reconcile_all()
+    recovery.recover(instance.pk)  # the step reconcile sent, run here
+
+    assert report.resent == [instance.pk]
+    instance.refresh_from_db()
+    assert instance.status == Status.RECOVERING
+    assert instance.provision_key != lost.provision_key
+    assert instance.provider_id not in ("", lost.provider_id)
+    assert "looking again" in instance.status_reason
+    assert _machines_for(simulator, instance)[0]["state"] != "destroyed"
 
 
 @pytest.mark.django_db
