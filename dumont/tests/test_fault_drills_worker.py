@@ -32,6 +32,7 @@ from dumont.tests.test_fault_drills import (
     _prefork_worker,
     _send,
     _worker_children,
+    own_redis,  # noqa: F401 (a fixture)
     simulator_process,  # noqa: F401 (a fixture)
 )
 from instances.models import Instance
@@ -44,13 +45,9 @@ DRILL_VISIBILITY_TIMEOUT_SECONDS = 5
 
 
 @pytest.fixture
-def broker(tmp_path):
+def broker(own_redis):  # noqa: F811 (the imported fixture, asked for by name)
     """The drill's own redis-server: only its messages are in it (never the machine's 6379)."""
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
+    return own_redis
 
 
 def _worker_env(test_database_url: str, broker: RedisServer, **env: str) -> dict[str, str]:

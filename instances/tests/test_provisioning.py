@@ -76,10 +76,8 @@ def test_a_machine_created_by_a_task_that_died_before_saving_is_adopted(simulato
     assert len(_machines_for(simulator, instance)) == 1
 
 
-@pytest.mark.django_db
-def test_a_failovers_new_machine_not_yet_saved_is_adopted_not_destroyed(simulator):
-    """Reconcile listing the provider while a failover's replacement is being rented: the
-    machine under the instance's provision key is its own, not an orphan."""
+def _recovering_with_a_new_machine() -> Instance:
+    """An instance after a failover, its replacement just rented (its agent not yet up)."""
     instance = InstanceFactory(
         status=Status.RECOVERING,
         max_price_micros=5_000_000,
@@ -87,6 +85,14 @@ def test_a_failovers_new_machine_not_yet_saved_is_adopted_not_destroyed(simulato
         provision_attempts=1,  # its key is "<id>-1"
     )
     recovery.recover(instance.pk)
+    return instance
+
+
+@pytest.mark.django_db
+def test_a_failovers_new_machine_not_yet_saved_is_adopted_not_destroyed(simulator):
+    """Reconcile listing the provider while a failover's replacement is being rented: the
+    machine under the instance's provision key is its own, not an orphan."""
+    instance = _recovering_with_a_new_machine()
     machine_id = Instance.objects.get(pk=instance.pk).provider_id
     Instance.objects.filter(pk=instance.pk).update(provider_id="")  # rented, not yet saved
 
@@ -101,13 +107,7 @@ def test_a_failovers_new_machine_not_yet_saved_is_adopted_not_destroyed(simulato
 
 @pytest.mark.django_db
 def test_a_replacement_machine_that_vanishes_before_it_boots_is_replaced_again(simulator):
-    instance = InstanceFactory(
-        status=Status.RECOVERING,
-        max_price_micros=5_000_000,
-        needs_restore=True,
-        provision_attempts=1,  # its key is "<id>-1"
-    )
-    recovery.recover(instance.pk)
+    instance = _recovering_with_a_new_machine()
     lost = Instance.objects.get(pk=instance.pk)
     get_provider().destroy(lost.provider_id)  # gone before its agent ever beat
 
