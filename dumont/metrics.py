@@ -8,17 +8,22 @@ Two kinds, chosen by where the truth lives:
   machine adds them up.
 - What the database already records (provisioning outcomes, failovers with their RPO and RTO,
   sync lag, webhook deliveries) is read from it at scrape time by `DatabaseCollector`: exact for
-  the whole cluster whichever process or machine did the work, and kept across restarts.
+  the whole cluster whichever process or machine did the work, and kept across restarts. A
+  scrape's cost must not grow with history: provisioning, read from the ever-growing event
+  table, adds the last hours to a checkpoint of the older ones kept in the cache.
 """
 
 import hmac
 import time
-from datetime import timedelta
+from contextlib import suppress
+from datetime import datetime, timedelta
 
 from celery.signals import task_failure, task_postrun, task_prerun, worker_process_shutdown
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,6 +35,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from redis.exceptions import RedisError
 
 TASK_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 PROVISIONING_BUCKETS = (5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1800)
@@ -100,59 +106,137 @@ def _seconds(value) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def _histogram(name: str, documentation: str, queryset, field: str, buckets, *, as_bound=float):
-    """A histogram family from one aggregate query over `field` (rows where it is set)."""
+def _histogram_counts(queryset, field: str, buckets, *, as_bound=float) -> dict:
+    """Cumulative bucket counts, count and sum of `field` where it is set, in one query."""
+    # Counting `field`, not the primary key, lets a covering index answer alone.
     aggregates = {
-        f"le_{index}": Count("pk", filter=Q(**{f"{field}__lte": as_bound(bound)}))
+        f"le_{index}": Count(field, filter=Q(**{f"{field}__lte": as_bound(bound)}))
         for index, bound in enumerate(buckets)
     }
     row = queryset.filter(**{f"{field}__isnull": False}).aggregate(
-        total=Count("pk"), sum=Sum(field), **aggregates
+        total=Count(field), sum=Sum(field), **aggregates
     )
-    cumulative = [(str(float(bound)), row[f"le_{index}"]) for index, bound in enumerate(buckets)]
-    cumulative.append(("+Inf", row["total"]))
-    return HistogramMetricFamily(
-        name, documentation, buckets=cumulative, sum_value=_seconds(row["sum"])
+    return {
+        "buckets": [row[f"le_{index}"] for index in range(len(buckets))],
+        "total": row["total"],
+        "sum": _seconds(row["sum"]),
+    }
+
+
+def _histogram_family(name: str, documentation: str, buckets, counts: dict):
+    cumulative = [
+        (str(float(bound)), count) for bound, count in zip(buckets, counts["buckets"], strict=True)
+    ]
+    cumulative.append(("+Inf", counts["total"]))
+    return HistogramMetricFamily(name, documentation, buckets=cumulative, sum_value=counts["sum"])
+
+
+def _histogram(name: str, documentation: str, queryset, field: str, buckets, *, as_bound=float):
+    """A histogram family from one aggregate query over `field` (rows where it is set)."""
+    counts = _histogram_counts(queryset, field, buckets, as_bound=as_bound)
+    return _histogram_family(name, documentation, buckets, counts)
+
+
+# The provisioning families count every event out of provisioning since the beginning, but a
+# scrape must not cost more as history grows. So the events before the start of the hour before
+# last are summed once into a checkpoint in the cache (shared by every process and machine, so all
+# answer the same), and a scrape adds to it the events since, through the partial index
+# event_provisioning_exit (created_at first). The margin outlasts any transaction and any clock
+# skew between machines: an event older than the checkpoint's hour has committed before the
+# checkpoint is summed. A lost checkpoint is summed again (rows deleted meanwhile with their
+# tenant drop out then, which Prometheus takes as a counter reset).
+CHECKPOINT_MARGIN = timedelta(hours=1)
+CHECKPOINT_TIMEOUT_SECONDS = 3 * 3600
+HOUR = timedelta(hours=1)
+
+
+def _provisioning_between(since: datetime | None, until: datetime | None) -> dict:
+    """Outcome counts and duration histogram of the events out of provisioning in [since, until)."""
+    from instances.models import Instance, InstanceEvent
+
+    events = InstanceEvent.objects.filter(from_status=Instance.Status.PROVISIONING)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
+    outcomes = dict(events.values_list("to_status").annotate(count=Count("*")).order_by())
+    # What the customer waited: the request (instance created) → its first `running`.
+    provisioned = events.filter(to_status=Instance.Status.RUNNING).annotate(
+        duration=ExpressionWrapper(
+            F("created_at") - F("instance__created_at"), output_field=DurationField()
+        )
     )
+    durations = _histogram_counts(
+        provisioned,
+        "duration",
+        PROVISIONING_BUCKETS,
+        as_bound=lambda bound: timedelta(seconds=bound),
+    )
+    return {"outcomes": outcomes, "durations": durations}
+
+
+def _added(first: dict, second: dict) -> dict:
+    outcomes = dict(first["outcomes"])
+    for status, count in second["outcomes"].items():
+        outcomes[status] = outcomes.get(status, 0) + count
+    one, other = first["durations"], second["durations"]
+    durations = {
+        "buckets": [a + b for a, b in zip(one["buckets"], other["buckets"], strict=True)],
+        "total": one["total"] + other["total"],
+        "sum": one["sum"] + other["sum"],
+    }
+    return {"outcomes": outcomes, "durations": durations}
+
+
+def _checkpoint_key(hour: datetime) -> str:
+    return f"metrics:provisioning-before:{hour:%Y-%m-%dT%H}"
+
+
+def _provisioning_before(hour: datetime) -> dict:
+    """`_provisioning_between(None, hour)`, from the cache when a scrape already summed it."""
+    try:
+        checkpoint = cache.get(_checkpoint_key(hour))
+        previous = None if checkpoint else cache.get(_checkpoint_key(hour - HOUR))
+    except RedisError:  # metrics matter most when things break: count it all, uncached
+        return _provisioning_between(None, hour)
+    if checkpoint:
+        return checkpoint
+    if previous:  # the usual case once an hour: one more hour of events
+        checkpoint = _added(previous, _provisioning_between(hour - HOUR, hour))
+    else:  # first scrape, or the cache was emptied: the whole history, once
+        checkpoint = _provisioning_between(None, hour)
+    with suppress(RedisError):
+        cache.set(_checkpoint_key(hour), checkpoint, CHECKPOINT_TIMEOUT_SECONDS)
+    return checkpoint
+
+
+def _provisioning_totals() -> dict:
+    """Every event out of provisioning so far, at the cost of the last hour or two of them."""
+    hour = (timezone.now() - CHECKPOINT_MARGIN).replace(minute=0, second=0, microsecond=0)
+    return _added(_provisioning_before(hour), _provisioning_between(hour, None))
 
 
 class DatabaseCollector:
     """State the database holds, read when Prometheus scrapes (a few aggregate queries)."""
 
     def collect(self):
-        from instances.models import Failover, Instance, InstanceEvent
+        from instances.models import Failover, Instance
         from webhooks.models import WebhookDelivery
 
+        provisioning = _provisioning_totals()
         outcomes = CounterMetricFamily(
             "dumont_provisioning_outcomes",
             "Provisioning attempts by how they ended (succeeded, failed, retried, cancelled).",
             labels=["outcome"],
         )
-        ended = dict(
-            InstanceEvent.objects.filter(from_status=Instance.Status.PROVISIONING)
-            .values_list("to_status")
-            .annotate(count=Count("pk"))
-            .order_by()
-        )
         for status, outcome in PROVISIONING_OUTCOMES.items():
-            outcomes.add_metric([outcome], ended.get(status, 0))
+            outcomes.add_metric([outcome], provisioning["outcomes"].get(status, 0))
         yield outcomes
-
-        # What the customer waited: the request (instance created) → its first `running`.
-        provisioned = InstanceEvent.objects.filter(
-            from_status=Instance.Status.PROVISIONING, to_status=Instance.Status.RUNNING
-        ).annotate(
-            duration=ExpressionWrapper(
-                F("created_at") - F("instance__created_at"), output_field=DurationField()
-            )
-        )
-        yield _histogram(
+        yield _histogram_family(
             "dumont_provisioning_duration_seconds",
             "Seconds from an instance's creation to its first running.",
-            provisioned,
-            "duration",
             PROVISIONING_BUCKETS,
-            as_bound=lambda bound: timedelta(seconds=bound),
+            provisioning["durations"],
         )
 
         failovers = CounterMetricFamily(

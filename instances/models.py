@@ -134,7 +134,17 @@ class InstanceEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["instance", "created_at"], name="event_instance_time")]
+        indexes = [
+            models.Index(fields=["instance", "created_at"], name="event_instance_time"),
+            # /metrics, at every scrape: provisioning outcomes and durations of the last hours
+            # (created_at >= T, GROUP BY to_status; to_status = running, joined to the instance),
+            # index-only over the few events out of provisioning (dumont/metrics.py).
+            models.Index(
+                fields=["created_at", "to_status", "instance"],
+                condition=models.Q(from_status=Instance.Status.PROVISIONING),
+                name="event_provisioning_exit",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.instance_id}: {self.from_status or '∅'} → {self.to_status}"

@@ -1,9 +1,12 @@
 """GET /metrics: protected, Prometheus text, task metrics from a real worker process and the
 state the database holds (provisioning, failovers, sync lag, webhook deliveries)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -118,6 +121,46 @@ def test_provisioning_outcomes_and_durations_come_from_the_events(scrape):
     assert samples[("dumont_provisioning_duration_seconds_bucket", (("le", "60.0"),))] == 2
     assert samples[("dumont_provisioning_duration_seconds_count", ())] == 2
     assert samples[("dumont_provisioning_duration_seconds_sum", ())] == pytest.approx(53)
+
+
+@pytest.mark.django_db
+def test_provisioning_counts_stay_exact_as_the_hours_pass(scrape):
+    start = datetime(2026, 12, 1, 12, 5, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        _provisioned(8, Instance.Status.RUNNING)
+        _provisioned(30, Instance.Status.ERROR)
+        first = scrape()
+    with time_machine.travel(start + timedelta(hours=1), tick=False):
+        _provisioned(45, Instance.Status.RUNNING)
+        an_hour_later = scrape()
+    with time_machine.travel(start + timedelta(days=2), tick=False):
+        two_days_later = scrape()
+
+    succeeded = ("dumont_provisioning_outcomes_total", (("outcome", "succeeded"),))
+    failed = ("dumont_provisioning_outcomes_total", (("outcome", "failed"),))
+    durations = ("dumont_provisioning_duration_seconds_sum", ())
+    assert (first[succeeded], first[failed], first[durations]) == (1, 1, pytest.approx(8))
+    for samples in (an_hour_later, two_days_later):
+        assert (samples[succeeded], samples[failed]) == (2, 1)
+        assert samples[durations] == pytest.approx(53)
+        assert samples[("dumont_provisioning_duration_seconds_bucket", (("le", "10.0"),))] == 1
+
+
+@pytest.mark.django_db
+def test_a_scrape_runs_as_many_queries_after_a_long_history_as_after_a_short_one(scrape):
+    _provisioned(8, Instance.Status.RUNNING)
+    scrape()  # the first one also sums the history before the last hours, once
+    with CaptureQueriesContext(connection) as short_history:
+        scrape()
+    for seconds in range(20, 80, 3):
+        _provisioned(seconds, Instance.Status.RUNNING)
+        _provisioned(seconds, Instance.Status.ERROR)
+
+    with CaptureQueriesContext(connection) as long_history:
+        samples = scrape()
+
+    assert samples[("dumont_provisioning_outcomes_total", (("outcome", "succeeded"),))] == 21
+    assert len(long_history) == len(short_history)
 
 
 @pytest.mark.django_db
