@@ -147,6 +147,22 @@ def test_provisioning_counts_stay_exact_as_the_hours_pass(scrape):
 
 
 @pytest.mark.django_db
+def test_provisioning_counts_are_still_exported_when_the_cache_is_down(scrape, settings):
+    _provisioned(8, Instance.Status.RUNNING)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens there
+        }
+    }
+
+    samples = scrape()
+
+    assert samples[("dumont_provisioning_outcomes_total", (("outcome", "succeeded"),))] == 1
+    assert samples[("dumont_provisioning_duration_seconds_sum", ())] == pytest.approx(8)
+
+
+@pytest.mark.django_db
 def test_a_scrape_runs_as_many_queries_after_a_long_history_as_after_a_short_one(scrape):
     _provisioned(8, Instance.Status.RUNNING)
     scrape()  # the first one also sums the history before the last hours, once
