@@ -152,19 +152,17 @@ CACHES = {
     }
 }
 
-# Live push (dumont/live.py). A socket's receive is a BZPOPMIN that blocks up to 5 s
-# (channels_redis's brpop_timeout), and redis-py 8 gives up a read after 5 s by default: an idle
-# socket's receive then fails every 5 s (channels_redis#422). Its reads may wait 15 s instead.
-# A socket re-joins its tenant's group every half LIVE_GROUP_EXPIRY_SECONDS: channels_redis drops
-# a member after that long (the cleanup of sockets a dead web process never left), open or not.
-# redis-py 8.2 or later: 8.1's asyncio pool kept handing out connections a restarted Redis had
-# closed (redis-py#4252), and live updates never came back (the drill in test_fault_drills_live).
+# Live push (dumont/live.py). A socket re-joins its tenant's group every half
+# LIVE_GROUP_EXPIRY_SECONDS: channels_redis drops a member after that long (the cleanup of sockets
+# a dead web process never left), open or not. redis-py 8.2 or later: 8.1's asyncio pool kept
+# handing out connections a restarted Redis had closed (redis-py#4252), and live updates never
+# came back (the drill in dumont/tests/test_fault_drills_live.py).
 LIVE_GROUP_EXPIRY_SECONDS = env.int("LIVE_GROUP_EXPIRY_SECONDS", default=86400)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "hosts": [{"address": REDIS_URL}],
             "prefix": f"{CACHE_KEY_PREFIX}:asgi",
             "group_expiry": LIVE_GROUP_EXPIRY_SECONDS,
         },
