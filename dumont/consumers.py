@@ -69,8 +69,8 @@ class TenantAuthMiddleware(BaseMiddleware):
                 scope["user"], tenant_id
             )
         if context is None:
-            # Refused here, before the consumer starts a receive on the channel layer: redis-py
-            # does not honour a cancellation while it opens that receive's connection.
+            # Refused here, before the consumer starts a receive on the channel layer that would
+            # only be cancelled again (a Redis connection opened for nothing).
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
             return None

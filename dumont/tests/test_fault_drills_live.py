@@ -24,18 +24,11 @@ from dumont.tests.test_fault_drills import (
     own_redis,  # noqa: F401 (a fixture)
 )
 
-GROUP_EXPIRY_SECONDS = 4
-
 
 @pytest.fixture
 def live_web(own_redis, start_process, test_database_url) -> str:  # noqa: F811 (the fixture)
     """ws:// address of a web process whose channel layer is on the drill's Redis."""
-    url = _web_process(
-        start_process,
-        test_database_url,
-        REDIS_URL=own_redis.url,
-        LIVE_GROUP_EXPIRY_SECONDS=str(GROUP_EXPIRY_SECONDS),
-    )
+    url = _web_process(start_process, test_database_url, REDIS_URL=own_redis.url)
     return url.replace("http://", "ws://") + "/ws/tenant/"
 
 
@@ -48,11 +41,7 @@ def _open(address: str, token: str) -> ClientConnection:
 def _push(redis: RedisServer, tenant_id: int, data: dict) -> None:
     """What a worker does on an instance's change: a group_send on the channel layer."""
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-    layer = RedisChannelLayer(
-        hosts=[{"address": redis.url}],
-        prefix=config["prefix"],
-        group_expiry=GROUP_EXPIRY_SECONDS,
-    )
+    layer = RedisChannelLayer(hosts=[{"address": redis.url}], prefix=config["prefix"])
 
     async def send() -> None:
         message = {"type": EVENT_MESSAGE_TYPE, "event": "instance.status", "data": data}
