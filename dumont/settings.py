@@ -156,13 +156,17 @@ CACHES = {
 # LIVE_GROUP_EXPIRY_SECONDS: channels_redis drops a member after that long (the cleanup of sockets
 # a dead web process never left), open or not. redis-py 8.2 or later: 8.1's asyncio pool kept
 # handing out connections a restarted Redis had closed (redis-py#4252), and live updates never
-# came back (the drill in dumont/tests/test_fault_drills_live.py).
+# came back (the drill in dumont/tests/test_fault_drills_live.py). The read timeout outlasts
+# channels_redis's 5 s BZPOPMIN with a margin: at redis-py 8's default (5 s) every idle socket's
+# receive failed and the socket ended after about 5 s (channels_redis#422); a Redis that stops
+# answering is still noticed within it.
 LIVE_GROUP_EXPIRY_SECONDS = env.int("LIVE_GROUP_EXPIRY_SECONDS", default=86400)
+LIVE_REDIS_READ_TIMEOUT_SECONDS = 10
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL}],
+            "hosts": [{"address": REDIS_URL, "socket_timeout": LIVE_REDIS_READ_TIMEOUT_SECONDS}],
             "prefix": f"{CACHE_KEY_PREFIX}:asgi",
             "group_expiry": LIVE_GROUP_EXPIRY_SECONDS,
         },

@@ -14,7 +14,18 @@
 
   function refresh(element) {
     if (!document.body.contains(element)) return;
-    htmx.ajax("GET", element.dataset.liveUrl, { target: element, swap: "outerHTML" });
+    htmx.ajax("GET", element.dataset.liveUrl, { target: element, swap: "outerHTML" })
+      .then(showEmptyStateWhenNoCardIsLeft, function () {}); // htmx reports a failed request
+  }
+
+  // The last card gone (its instance deleted, its partial swapped for nothing): the dashboard
+  // shows its empty state. Checked once the swap is done, because the removed card's own htmx
+  // events no longer reach the document.
+  function showEmptyStateWhenNoCardIsLeft() {
+    const cards = document.getElementById("instance-cards");
+    if (cards && cards.querySelector(".instance-grid") && !cards.querySelector("[data-instance-id]")) {
+      refresh(cards);
+    }
   }
 
   function listening(name) {
@@ -55,14 +66,6 @@
     document.querySelectorAll("[data-live-url]").forEach(function (element) {
       if (!element.parentElement.closest("[data-live-url]")) refresh(element);
     });
-  });
-
-  // The last card gone (its instance deleted): the dashboard shows its empty state.
-  document.body.addEventListener("htmx:afterSettle", function () {
-    const cards = document.getElementById("instance-cards");
-    if (cards && cards.querySelector(".instance-grid") && !cards.querySelector("[data-instance-id]")) {
-      refresh(cards);
-    }
   });
 
   document.addEventListener("click", function (event) {
