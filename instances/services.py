@@ -319,6 +319,8 @@ def acquire_machine(
     Instance.objects.filter(pk=instance.pk, status=instance.status).update(
         provider=provider.name,
         provider_id=machine.provider_id,
+        # Not always the offer just tried: a machine already under the key (rented by a run
+        # that died before this write) came from an earlier search's offer.
         offer_id=offer.offer_id,
         region=machine.region,
         price_micros=machine.price_micros_per_hour,

@@ -77,6 +77,7 @@ class Machine:
     public_ip: str = ""
     gpu_utilization_percent: float | None = None
     idempotency_key: str = ""
+    offer_id: str = ""  # the offer it was rented from, where the provider tells
 
 
 class GpuProvider(Protocol):

@@ -131,4 +131,5 @@ def _machine(data: dict) -> Machine:
         public_ip=data.get("public_ip", ""),
         gpu_utilization_percent=data.get("gpu_utilization_percent"),
         idempotency_key=data.get("idempotency_key", ""),
+        offer_id=data.get("offer_id", ""),
     )

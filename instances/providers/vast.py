@@ -477,4 +477,5 @@ class VastProvider:
             public_ip=str(data.get("public_ipaddr") or "").strip(),
             gpu_utilization_percent=float(utilization) if utilization is not None else None,
             idempotency_key=key,
+            offer_id=str(data.get("ask_contract_id") or ""),
         )

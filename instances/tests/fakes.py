@@ -236,6 +236,7 @@ class FakeVast(FakeServer):
         offer["rented"] = True
         self.instances[instance_id] = {
             **{k: offer[k] for k in ("gpu_name", "num_gpus", "geolocation", "machine_id")},
+            "ask_contract_id": offer_id,
             "id": instance_id,
             "actual_status": None,
             "intended_status": body.get("target_state", "running"),

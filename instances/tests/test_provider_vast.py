@@ -554,7 +554,9 @@ def test_reconcile_adopts_a_machine_whose_provision_died_before_saving(vast_mark
     report = reconcile_all()
 
     assert report.adopted == [machine_id]
-    assert Instance.objects.get(pk=instance.pk).provider_id == machine_id
+    adopted = Instance.objects.get(pk=instance.pk)
+    assert adopted.provider_id == machine_id
+    assert adopted.offer_id == "101"  # the host a failover will avoid: not the 102 searched last
     assert len(vast_market.instances) == 1
 
 
