@@ -225,10 +225,13 @@ def test_webhook_deliveries_by_outcome(scrape, owner):
     deliveries = [emit(owner.tenant, "instance.running", {"n": n})[0] for n in range(3)]
     first, second = deliveries[0], deliveries[1]  # the third stays pending
     WebhookDelivery.objects.filter(pk=first.pk).update(
-        status=WebhookDelivery.Status.SUCCEEDED, delivered_at=timezone.now(), next_attempt_at=None
+        status=WebhookDelivery.Status.SUCCEEDED,
+        delivered_at=timezone.now(),
+        last_attempt_at=timezone.now(),
+        next_attempt_at=None,
     )
     WebhookDelivery.objects.filter(pk=second.pk).update(
-        status=WebhookDelivery.Status.FAILED, next_attempt_at=None
+        status=WebhookDelivery.Status.FAILED, last_attempt_at=timezone.now(), next_attempt_at=None
     )
 
     samples = scrape()
