@@ -9,13 +9,16 @@ Two kinds, chosen by where the truth lives:
 - What the database already records (provisioning outcomes, failovers with their RPO and RTO,
   sync lag, webhook deliveries) is read from it at scrape time by `DatabaseCollector`: exact for
   the whole cluster whichever process or machine did the work, and kept across restarts. A
-  scrape's cost must not grow with history: provisioning, read from the ever-growing event
-  table, adds the last hours to a checkpoint of the older ones kept in the cache.
+  scrape's cost must not grow with history: the provisioning and webhook-delivery counters, read
+  from tables that keep growing, add the last hours to a checkpoint of the older ones kept in the
+  cache.
 """
 
 import hmac
 import time
+from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery.signals import task_failure, task_postrun, task_prerun, worker_process_shutdown
@@ -137,28 +140,80 @@ def _histogram(name: str, documentation: str, queryset, field: str, buckets, *, 
     return _histogram_family(name, documentation, buckets, counts)
 
 
-# The provisioning families count every event out of provisioning since the beginning, but a
-# scrape must not cost more as history grows. So the events before the start of the hour before
-# last are summed once into a checkpoint in the cache (shared by every process and machine, so all
-# answer the same), and a scrape adds to it the events since, through the partial index
-# event_provisioning_exit (created_at first). The margin outlasts any transaction and any clock
-# skew between machines: an event older than the checkpoint's hour has committed before the
-# checkpoint is summed. A lost checkpoint is summed again (rows deleted meanwhile with their
-# tenant drop out then, which Prometheus takes as a counter reset).
+# A counter over a history that only grows (events out of provisioning, deliveries that ended)
+# counts every row since the beginning, but a scrape must not cost more as history grows. So the
+# rows before the start of the hour before last are summed once into a checkpoint in the cache
+# (shared by every process and machine, so all answer the same), and a scrape adds to it the rows
+# since, through a partial index whose first column is the time the rows are keyed by. It holds
+# for rows that never change once they count and that come to count (commit) within the margin
+# of their time; the margin outlasts any transaction and any clock skew between machines, so a
+# row older than the checkpoint's hour has committed before the checkpoint is summed. A lost
+# checkpoint is summed again (rows deleted meanwhile with their tenant, or deliveries with their
+# endpoint, drop out then, which Prometheus takes as a counter reset).
 CHECKPOINT_MARGIN = timedelta(hours=1)
 CHECKPOINT_TIMEOUT_SECONDS = 3 * 3600
 HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Checkpointed:
+    """The totals of a growing history: `between(since, until)` counts its rows in [since, until)
+    (None leaves that end open), `added` adds two such counts up."""
+
+    name: str  # of its cache keys: one per history
+    between: Callable[[datetime | None, datetime | None], dict]
+    added: Callable[[dict, dict], dict]
+
+    def _key(self, hour: datetime) -> str:
+        return f"metrics:{self.name}-before:{hour:%Y-%m-%dT%H}"
+
+    def before(self, hour: datetime) -> dict:
+        """`between(None, hour)`, from the cache when a scrape already summed it."""
+        try:
+            checkpoint = cache.get(self._key(hour))
+            previous = None if checkpoint is not None else cache.get(self._key(hour - HOUR))
+        except RedisError:  # metrics matter most when things break: count it all, uncached
+            return self.between(None, hour)
+        if checkpoint is not None:
+            return checkpoint
+        if previous is not None:  # the usual case once an hour: one more hour of rows
+            checkpoint = self.added(previous, self.between(hour - HOUR, hour))
+        else:  # first scrape, or the cache was emptied: the whole history, once
+            checkpoint = self.between(None, hour)
+        with suppress(RedisError):
+            cache.set(self._key(hour), checkpoint, CHECKPOINT_TIMEOUT_SECONDS)
+        return checkpoint
+
+    def totals(self) -> dict:
+        """Every row so far, at the cost of the last hour or two of them."""
+        hour = (timezone.now() - CHECKPOINT_MARGIN).replace(minute=0, second=0, microsecond=0)
+        return self.added(self.before(hour), self.between(hour, None))
+
+
+def _in_range(queryset, field: str, since: datetime | None, until: datetime | None):
+    """The rows of `queryset` whose `field` is in [since, until); None leaves that end open."""
+    if since is not None:
+        queryset = queryset.filter(**{f"{field}__gte": since})
+    if until is not None:
+        queryset = queryset.filter(**{f"{field}__lt": until})
+    return queryset
+
+
+def _counts_added(first: dict, second: dict) -> dict:
+    return {key: first.get(key, 0) + second.get(key, 0) for key in first.keys() | second.keys()}
 
 
 def _provisioning_between(since: datetime | None, until: datetime | None) -> dict:
     """Outcome counts and duration histogram of the events out of provisioning in [since, until)."""
     from instances.models import Instance, InstanceEvent
 
-    events = InstanceEvent.objects.filter(from_status=Instance.Status.PROVISIONING)
-    if since is not None:
-        events = events.filter(created_at__gte=since)
-    if until is not None:
-        events = events.filter(created_at__lt=until)
+    # Served by the partial index event_provisioning_exit (created_at first).
+    events = _in_range(
+        InstanceEvent.objects.filter(from_status=Instance.Status.PROVISIONING),
+        "created_at",
+        since,
+        until,
+    )
     outcomes = dict(events.values_list("to_status").annotate(count=Count("*")).order_by())
     # What the customer waited: the request (instance created) → its first `running`.
     provisioned = events.filter(to_status=Instance.Status.RUNNING).annotate(
@@ -175,45 +230,44 @@ def _provisioning_between(since: datetime | None, until: datetime | None) -> dic
     return {"outcomes": outcomes, "durations": durations}
 
 
-def _added(first: dict, second: dict) -> dict:
-    outcomes = dict(first["outcomes"])
-    for status, count in second["outcomes"].items():
-        outcomes[status] = outcomes.get(status, 0) + count
+def _provisioning_added(first: dict, second: dict) -> dict:
     one, other = first["durations"], second["durations"]
     durations = {
         "buckets": [a + b for a, b in zip(one["buckets"], other["buckets"], strict=True)],
         "total": one["total"] + other["total"],
         "sum": one["sum"] + other["sum"],
     }
-    return {"outcomes": outcomes, "durations": durations}
+    return {
+        "outcomes": _counts_added(first["outcomes"], second["outcomes"]),
+        "durations": durations,
+    }
 
 
-def _checkpoint_key(hour: datetime) -> str:
-    return f"metrics:provisioning-before:{hour:%Y-%m-%dT%H}"
+# Events are never updated, and each is written with its created_at in transition()'s transaction.
+PROVISIONING = Checkpointed("provisioning", _provisioning_between, _provisioning_added)
 
 
-def _provisioning_before(hour: datetime) -> dict:
-    """`_provisioning_between(None, hour)`, from the cache when a scrape already summed it."""
-    try:
-        checkpoint = cache.get(_checkpoint_key(hour))
-        previous = None if checkpoint else cache.get(_checkpoint_key(hour - HOUR))
-    except RedisError:  # metrics matter most when things break: count it all, uncached
-        return _provisioning_between(None, hour)
-    if checkpoint:
-        return checkpoint
-    if previous:  # the usual case once an hour: one more hour of events
-        checkpoint = _added(previous, _provisioning_between(hour - HOUR, hour))
-    else:  # first scrape, or the cache was emptied: the whole history, once
-        checkpoint = _provisioning_between(None, hour)
-    with suppress(RedisError):
-        cache.set(_checkpoint_key(hour), checkpoint, CHECKPOINT_TIMEOUT_SECONDS)
-    return checkpoint
+def _deliveries_between(since: datetime | None, until: datetime | None) -> dict:
+    """Deliveries that ended (succeeded, failed) by status, their last attempt in [since, until)."""
+    from webhooks.models import WebhookDelivery
+
+    # Index-only on the partial index webhook_delivery_finished (last_attempt_at first).
+    finished = _in_range(
+        WebhookDelivery.objects.exclude(status=WebhookDelivery.Status.PENDING),
+        "last_attempt_at",
+        since,
+        until,
+    )
+    return dict(finished.values_list("status").annotate(count=Count("*")).order_by())
 
 
-def _provisioning_totals() -> dict:
-    """Every event out of provisioning so far, at the cost of the last hour or two of them."""
-    hour = (timezone.now() - CHECKPOINT_MARGIN).replace(minute=0, second=0, microsecond=0)
-    return _added(_provisioning_before(hour), _provisioning_between(hour, None))
+# A delivery ends in an attempt, which its claim started by setting last_attempt_at (a check
+# constraint holds every finished row to it); the outcome is written within the attempt's
+# timeouts, seconds later. An attempt that outlives its 2-minute lease is claimed again by the
+# sweep and its late write fenced out, so only a worker stalled past the margin while beat's sweep
+# is down too could end a delivery already left out of a checkpoint (counted at the next recount).
+# A delivery that ended is never written again; a redelivery is a new row.
+WEBHOOK_DELIVERIES = Checkpointed("webhook-deliveries", _deliveries_between, _counts_added)
 
 
 class DatabaseCollector:
@@ -223,7 +277,7 @@ class DatabaseCollector:
         from instances.models import Failover, Instance
         from webhooks.models import WebhookDelivery
 
-        provisioning = _provisioning_totals()
+        provisioning = PROVISIONING.totals()
         outcomes = CounterMetricFamily(
             "dumont_provisioning_outcomes",
             "Provisioning attempts by how they ended (succeeded, failed, retried, cancelled).",
@@ -292,9 +346,7 @@ class DatabaseCollector:
             instances.add_metric([status], counts.get(status, 0))
         yield instances
 
-        deliveries = dict(
-            WebhookDelivery.objects.values_list("status").annotate(count=Count("pk")).order_by()
-        )
+        deliveries = WEBHOOK_DELIVERIES.totals()
         finished = CounterMetricFamily(
             "dumont_webhook_deliveries",
             "Webhook deliveries that ended: succeeded, or failed after every retry.",
@@ -306,7 +358,9 @@ class DatabaseCollector:
         pending = GaugeMetricFamily(
             "dumont_webhook_deliveries_pending", "Webhook deliveries still being attempted."
         )
-        pending.add_metric([], deliveries.get(WebhookDelivery.Status.PENDING, 0))
+        # Index-only on webhook_delivery_due (status first): as many rows as are pending.
+        waiting = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).count()
+        pending.add_metric([], waiting)
         yield pending
 
 

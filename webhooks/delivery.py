@@ -139,6 +139,18 @@ def send(delivery: WebhookDelivery) -> Outcome:
     return Outcome(status_code=response.status_code, error=error, body_excerpt=excerpt)
 
 
+def _still_this_attempt(delivery: WebhookDelivery):
+    """The row, if no later attempt has claimed it and no outcome has been written since."""
+    # attempt_count fences the write: if this attempt outlived its lease and another worker
+    # claimed the row, that worker's outcome is the one kept; and a row that succeeded or
+    # failed is never written again.
+    return WebhookDelivery.objects.filter(
+        pk=delivery.pk,
+        status=WebhookDelivery.Status.PENDING,
+        attempt_count=delivery.attempt_count,
+    )
+
+
 def record(delivery: WebhookDelivery, outcome: Outcome) -> WebhookDelivery:
     """Store an attempt's outcome: succeeded, a retry at the next backoff step, or failed."""
     now = timezone.now()
@@ -156,13 +168,7 @@ def record(delivery: WebhookDelivery, outcome: Outcome) -> WebhookDelivery:
     else:
         backoff = timedelta(seconds=BACKOFF_SECONDS[delivery.attempt_count - 1])
         changes.update(next_attempt_at=now + backoff)
-    # attempt_count fences the write: if this attempt outlived its lease and another worker
-    # claimed the row, that worker's outcome is the one kept.
-    WebhookDelivery.objects.filter(
-        pk=delivery.pk,
-        status=WebhookDelivery.Status.PENDING,
-        attempt_count=delivery.attempt_count,
-    ).update(**changes)
+    _still_this_attempt(delivery).update(**changes)
     delivery.refresh_from_db()
     return delivery
 
@@ -175,7 +181,7 @@ def attempt_delivery(tenant_id: int, delivery_id: int) -> WebhookDelivery | None
     if not delivery.endpoint.is_active:
         # Disabling an endpoint stops its pending retries too.
         outcome = Outcome(error="The endpoint was disabled.")
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        _still_this_attempt(delivery).update(
             status=WebhookDelivery.Status.FAILED, next_attempt_at=None, last_error=outcome.error
         )
         delivery.refresh_from_db()

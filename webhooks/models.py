@@ -100,6 +100,13 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
             # An endpoint's delivery log, newest first.
             models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_log"),
+            # /metrics, at every scrape: the deliveries that ended in the last hours, by status
+            # (last_attempt_at >= T, GROUP BY status), index-only (dumont/metrics.py).
+            models.Index(
+                fields=["last_attempt_at", "status"],
+                condition=~Q(status="pending"),
+                name="webhook_delivery_finished",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -110,6 +117,12 @@ class WebhookDelivery(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="succeeded") | Q(delivered_at__isnull=False),
                 name="webhook_delivery_succeeded_has_delivered_at",
+            ),
+            # Only an attempt ends a delivery, and every attempt starts with a claim that sets
+            # last_attempt_at: the metrics count a finished delivery by it.
+            models.CheckConstraint(
+                condition=Q(status="pending") | Q(last_attempt_at__isnull=False),
+                name="webhook_delivery_finished_has_last_attempt",
             ),
         ]
 

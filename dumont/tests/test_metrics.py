@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -14,12 +15,15 @@ from accounts.tests.factories import UserFactory
 from conftest import wait_until, worker_arguments
 from instances.models import Failover, Instance, InstanceEvent
 from instances.tests.factories import InstanceFactory
-from webhooks.models import WebhookDelivery
-from webhooks.services import emit
-from webhooks.tests.factories import make_endpoint
+from webhooks.delivery import attempt_delivery
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.tests.factories import make_delivery, make_endpoint, receiver_url
 
 METRICS = "/metrics"
 TOKEN = "metrics-token-for-tests"
+SUCCEEDED = ("dumont_webhook_deliveries_total", (("outcome", "succeeded"),))
+FAILED = ("dumont_webhook_deliveries_total", (("outcome", "failed"),))
+PENDING = ("dumont_webhook_deliveries_pending", ())
 
 
 @pytest.fixture
@@ -107,6 +111,30 @@ def _provisioned(seconds: float, to_status: str) -> Instance:
     return instance
 
 
+@pytest.fixture
+def endpoints(owner, httpserver, settings) -> tuple[WebhookEndpoint, WebhookEndpoint]:
+    """An endpoint whose local receiver answers 200, and a disabled one (an attempt fails it)."""
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    receiving = make_endpoint(owner.tenant, receiver_url(httpserver))
+    disabled = make_endpoint(owner.tenant, receiver_url(httpserver), is_active=False)
+    return receiving, disabled
+
+
+def _attempted(endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """A new delivery to `endpoint` and its first attempt, now (what the delivery task runs)."""
+    delivery = make_delivery(endpoint)
+    return attempt_delivery(endpoint.tenant_id, delivery.pk)
+
+
+def _scrapes_at(scrape, *moments: datetime) -> list[dict]:
+    scrapes = []
+    for moment in moments:
+        with time_machine.travel(moment, tick=False):
+            scrapes.append(scrape())
+    return scrapes
+
+
 @pytest.mark.django_db
 def test_provisioning_outcomes_and_durations_come_from_the_events(scrape):
     _provisioned(8, Instance.Status.RUNNING)
@@ -147,8 +175,9 @@ def test_provisioning_counts_stay_exact_as_the_hours_pass(scrape):
 
 
 @pytest.mark.django_db
-def test_provisioning_counts_are_still_exported_when_the_cache_is_down(scrape, settings):
+def test_checkpointed_counts_are_still_exported_when_the_cache_is_down(scrape, settings, endpoints):
     _provisioned(8, Instance.Status.RUNNING)
+    _attempted(endpoints[1])
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -160,22 +189,27 @@ def test_provisioning_counts_are_still_exported_when_the_cache_is_down(scrape, s
 
     assert samples[("dumont_provisioning_outcomes_total", (("outcome", "succeeded"),))] == 1
     assert samples[("dumont_provisioning_duration_seconds_sum", ())] == pytest.approx(8)
+    assert samples[FAILED] == 1
 
 
 @pytest.mark.django_db
-def test_a_scrape_runs_as_many_queries_after_a_long_history_as_after_a_short_one(scrape):
+def test_a_scrape_runs_as_many_queries_after_a_long_history_as_after_a_short_one(scrape, endpoints):
+    receiving, disabled = endpoints
     _provisioned(8, Instance.Status.RUNNING)
+    _attempted(receiving)
     scrape()  # the first one also sums the history before the last hours, once
     with CaptureQueriesContext(connection) as short_history:
         scrape()
     for seconds in range(20, 80, 3):
         _provisioned(seconds, Instance.Status.RUNNING)
         _provisioned(seconds, Instance.Status.ERROR)
+        _attempted(disabled)
 
     with CaptureQueriesContext(connection) as long_history:
         samples = scrape()
 
     assert samples[("dumont_provisioning_outcomes_total", (("outcome", "succeeded"),))] == 21
+    assert (samples[SUCCEEDED], samples[FAILED]) == (1, 20)
     assert len(long_history) == len(short_history)
 
 
@@ -220,22 +254,79 @@ def test_sync_lag_counts_running_instances_only(scrape):
 
 
 @pytest.mark.django_db
-def test_webhook_deliveries_by_outcome(scrape, owner):
-    make_endpoint(owner.tenant, events=["instance.running"])
-    deliveries = [emit(owner.tenant, "instance.running", {"n": n})[0] for n in range(3)]
-    first, second = deliveries[0], deliveries[1]  # the third stays pending
-    WebhookDelivery.objects.filter(pk=first.pk).update(
-        status=WebhookDelivery.Status.SUCCEEDED, delivered_at=timezone.now(), next_attempt_at=None
-    )
-    WebhookDelivery.objects.filter(pk=second.pk).update(
-        status=WebhookDelivery.Status.FAILED, next_attempt_at=None
-    )
+def test_webhook_deliveries_by_outcome(scrape, endpoints):
+    receiving, disabled = endpoints
+    _attempted(receiving)
+    _attempted(disabled)
+    make_delivery(receiving)  # not attempted yet
 
     samples = scrape()
 
-    assert samples[("dumont_webhook_deliveries_total", (("outcome", "succeeded"),))] == 1
-    assert samples[("dumont_webhook_deliveries_total", (("outcome", "failed"),))] == 1
-    assert samples[("dumont_webhook_deliveries_pending", ())] == 1
+    assert (samples[SUCCEEDED], samples[FAILED], samples[PENDING]) == (1, 1, 1)
+
+
+@pytest.mark.django_db
+def test_webhook_delivery_counts_stay_exact_as_the_hours_pass(scrape, endpoints):
+    receiving, disabled = endpoints
+    start = datetime(2026, 12, 1, 12, 5, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        _attempted(receiving)
+        _attempted(disabled)
+        first = scrape()
+    on_the_hour = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # a checkpoint's first instant
+    with time_machine.travel(on_the_hour, tick=False):
+        _attempted(receiving)
+    with time_machine.travel(start + timedelta(hours=1), tick=False):
+        _attempted(receiving)
+    # Each hour's checkpoint is the last one plus an hour of deliveries; two days later, with no
+    # checkpoint of the hour before, the whole history is counted again.
+    later = _scrapes_at(
+        scrape,
+        start + timedelta(hours=1),
+        start + timedelta(hours=2),
+        start + timedelta(hours=3),
+        start + timedelta(days=2),
+    )
+
+    assert (first[SUCCEEDED], first[FAILED]) == (1, 1)
+    assert [(samples[SUCCEEDED], samples[FAILED]) for samples in later] == [(3, 1)] * 4
+
+
+@pytest.mark.django_db
+def test_webhook_delivery_counts_stay_exact_across_a_cache_flush(scrape, endpoints):
+    receiving, disabled = endpoints
+    start = datetime(2026, 12, 1, 12, 5, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        _attempted(receiving)
+        _attempted(disabled)
+    with time_machine.travel(start + timedelta(hours=1), tick=False):
+        _attempted(receiving)
+    before = _scrapes_at(scrape, *(start + timedelta(hours=hours) for hours in (1, 2, 3)))
+
+    cache.clear()
+    after = _scrapes_at(scrape, start + timedelta(hours=3), start + timedelta(hours=4))
+
+    assert [(samples[SUCCEEDED], samples[FAILED]) for samples in before + after] == [(2, 1)] * 5
+
+
+@pytest.mark.django_db
+def test_a_pending_webhook_delivery_is_in_the_gauge_until_it_ends_then_in_the_counter(
+    scrape, endpoints, httpserver
+):
+    receiving, _ = endpoints
+    httpserver.expect_oneshot_request("/hook").respond_with_data("busy", status=503)
+    start = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        delivery = _attempted(receiving)  # 503: retried in 30 s
+    # At 12:05 the checkpoint (before 11:00) covers its first attempt, 10:05; still pending, it
+    # is left out of it.
+    waiting = _scrapes_at(scrape, start, start + timedelta(hours=2))
+    with time_machine.travel(start + timedelta(hours=3), tick=False):
+        attempt_delivery(delivery.tenant_id, delivery.pk)  # the retry, late; 200
+    ended = _scrapes_at(scrape, *(start + timedelta(hours=hours) for hours in (3, 4, 5)))
+
+    assert [(samples[PENDING], samples[SUCCEEDED]) for samples in waiting] == [(1, 0)] * 2
+    assert [(samples[PENDING], samples[SUCCEEDED]) for samples in ended] == [(0, 1)] * 3
 
 
 def test_task_runs_of_a_real_worker_reach_metrics_through_the_multiprocess_folder(

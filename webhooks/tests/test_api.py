@@ -4,6 +4,7 @@ import json
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import AuditLog, Membership
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -176,7 +177,9 @@ def test_the_delivery_log_is_newest_first_and_filters_by_status_and_event(owner)
     endpoint = make_endpoint(owner.tenant)
     older = emit(owner.tenant, "instance.created", {})[0]
     newer = emit(owner.tenant, "instance.running", {})[0]
-    WebhookDelivery.objects.filter(pk=older.pk).update(status="failed", next_attempt_at=None)
+    WebhookDelivery.objects.filter(pk=older.pk).update(
+        status="failed", next_attempt_at=None, last_attempt_at=timezone.now()
+    )
     log = f"{WEBHOOKS}/{endpoint.pk}/deliveries"
 
     everything = owner.client.get(log).json()
