@@ -11,7 +11,7 @@ Then it migrates (so `--reuse` after a branch switch applies that branch's index
 VACUUM ANALYZE (InstanceEvent is insert-only: autovacuum keeps it all-visible the same way),
 times `DatabaseCollector` as /metrics runs it: once on an empty cache (a cache key prefix of its
 own), then `--runs` times, and prints the query count, the median, the slowest queries of the
-last run and the plans of its queries on InstanceEvent.
+last run and the plans of its queries on InstanceEvent and WebhookDelivery.
 Run (Postgres on this machine, as for `make test`):
     .venv/bin/python bench/metrics_scrape.py [--events 200000] [--runs 9] [--reuse]
 """
@@ -223,6 +223,7 @@ def main() -> None:
 
     from dumont.metrics import _database_registry
     from instances.models import Instance, InstanceEvent
+    from webhooks.models import WebhookDelivery
 
     if fresh:
         started = time.perf_counter()
@@ -238,26 +239,28 @@ def main() -> None:
     started = time.perf_counter()
     generate_latest(_database_registry)
     first = (time.perf_counter() - started) * 1000
-    event_table = InstanceEvent._meta.db_table
-    timings, event_timings = [], []
+    tables = [InstanceEvent._meta.db_table, WebhookDelivery._meta.db_table]
+    timings, table_timings = [], {table: [] for table in tables}
     for _ in range(arguments.runs):
         with CaptureQueriesContext(connection) as queries:
             started = time.perf_counter()
             generate_latest(_database_registry)
             timings.append((time.perf_counter() - started) * 1000)
-        event_timings.append(
-            sum(
-                float(query["time"]) * 1000
-                for query in queries.captured_queries
-                if f'FROM "{event_table}"' in query["sql"]
+        for table in tables:
+            table_timings[table].append(
+                sum(
+                    float(query["time"]) * 1000
+                    for query in queries.captured_queries
+                    if f'FROM "{table}"' in query["sql"]
+                )
             )
-        )
     events = InstanceEvent.objects.count()
     provisioning = InstanceEvent.objects.filter(from_status=Instance.Status.PROVISIONING).count()
     print(f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"{events:,} events ({provisioning:,} out of provisioning), "
-        f"{Instance.objects.count():,} instances; event indexes: {', '.join(indexes)}"
+        f"{Instance.objects.count():,} instances, {WebhookDelivery.objects.count():,} webhook "
+        f"deliveries; event indexes: {', '.join(indexes)}"
     )
     print(f"first scrape (an empty cache) ms: {first:.1f}")
     print(
@@ -265,16 +268,17 @@ def main() -> None:
         f"max {max(timings):.1f} ({len(queries)} queries; "
         f"{arguments.runs} runs: {' '.join(f'{t:.1f}' for t in timings)})"
     )
-    print(
-        f"  of which the queries on InstanceEvent ms: median {statistics.median(event_timings):.0f}"
-        f" ({' '.join(f'{t:.0f}' for t in event_timings)})"
-    )
+    for table, table_ms in table_timings.items():
+        print(
+            f"  of which the queries on {table} ms: median {statistics.median(table_ms):.1f}"
+            f" ({' '.join(f'{t:.1f}' for t in table_ms)})"
+        )
     slowest = sorted(queries.captured_queries, key=lambda query: -float(query["time"]))
     for query in slowest[:4]:
         print(f"  {float(query['time']) * 1000:6.1f} ms  {query['sql'][:110]}")
     with connection.cursor() as cursor:
         for query in queries.captured_queries:
-            if f'FROM "{event_table}"' not in query["sql"]:
+            if not any(f'FROM "{table}"' in query["sql"] for table in tables):
                 continue
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
             print("plan:\n    " + "\n    ".join(row[0] for row in cursor.fetchall()))
