@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from celery.signals import task_failure, task_postrun, task_prerun, worker_process_shutdown
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -157,12 +157,23 @@ HOUR = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class Checkpointed:
-    """The totals of a growing history: `between(since, until)` counts its rows in [since, until)
-    (None leaves that end open), `added` adds two such counts up."""
+    """The totals of a growing history: the rows of `rows()`, each at the time in its `field`;
+    `summed` counts some of them, `added` adds two such counts up."""
 
     name: str  # of its cache keys: one per history
-    between: Callable[[datetime | None, datetime | None], dict]
+    rows: Callable[[], QuerySet]
+    field: str  # first in the partial index that serves `rows()` by time
+    summed: Callable[[QuerySet], dict]
     added: Callable[[dict, dict], dict]
+
+    def between(self, since: datetime | None, until: datetime | None) -> dict:
+        """The counts of the rows in [since, until); None leaves that end open."""
+        rows = self.rows()
+        if since is not None:
+            rows = rows.filter(**{f"{self.field}__gte": since})
+        if until is not None:
+            rows = rows.filter(**{f"{self.field}__lt": until})
+        return self.summed(rows)
 
     def _key(self, hour: datetime) -> str:
         return f"metrics:{self.name}-before:{hour:%Y-%m-%dT%H}"
@@ -190,30 +201,21 @@ class Checkpointed:
         return self.added(self.before(hour), self.between(hour, None))
 
 
-def _in_range(queryset, field: str, since: datetime | None, until: datetime | None):
-    """The rows of `queryset` whose `field` is in [since, until); None leaves that end open."""
-    if since is not None:
-        queryset = queryset.filter(**{f"{field}__gte": since})
-    if until is not None:
-        queryset = queryset.filter(**{f"{field}__lt": until})
-    return queryset
-
-
 def _counts_added(first: dict, second: dict) -> dict:
     return {key: first.get(key, 0) + second.get(key, 0) for key in first.keys() | second.keys()}
 
 
-def _provisioning_between(since: datetime | None, until: datetime | None) -> dict:
-    """Outcome counts and duration histogram of the events out of provisioning in [since, until)."""
+def _provisioning_exits() -> QuerySet:
+    """The events out of provisioning (the partial index event_provisioning_exit)."""
     from instances.models import Instance, InstanceEvent
 
-    # Served by the partial index event_provisioning_exit (created_at first).
-    events = _in_range(
-        InstanceEvent.objects.filter(from_status=Instance.Status.PROVISIONING),
-        "created_at",
-        since,
-        until,
-    )
+    return InstanceEvent.objects.filter(from_status=Instance.Status.PROVISIONING)
+
+
+def _provisioning_summed(events: QuerySet) -> dict:
+    """Outcome counts and duration histogram of these events out of provisioning."""
+    from instances.models import Instance
+
     outcomes = dict(events.values_list("to_status").annotate(count=Count("*")).order_by())
     # What the customer waited: the request (instance created) → its first `running`.
     provisioned = events.filter(to_status=Instance.Status.RUNNING).annotate(
@@ -244,21 +246,20 @@ def _provisioning_added(first: dict, second: dict) -> dict:
 
 
 # Events are never updated, and each is written with its created_at in transition()'s transaction.
-PROVISIONING = Checkpointed("provisioning", _provisioning_between, _provisioning_added)
+PROVISIONING = Checkpointed(
+    "provisioning", _provisioning_exits, "created_at", _provisioning_summed, _provisioning_added
+)
 
 
-def _deliveries_between(since: datetime | None, until: datetime | None) -> dict:
-    """Deliveries that ended (succeeded, failed) by status, their last attempt in [since, until)."""
+def _finished_deliveries() -> QuerySet:
+    """Deliveries that ended, succeeded or failed (index-only on webhook_delivery_finished)."""
     from webhooks.models import WebhookDelivery
 
-    # Index-only on the partial index webhook_delivery_finished (last_attempt_at first).
-    finished = _in_range(
-        WebhookDelivery.objects.exclude(status=WebhookDelivery.Status.PENDING),
-        "last_attempt_at",
-        since,
-        until,
-    )
-    return dict(finished.values_list("status").annotate(count=Count("*")).order_by())
+    return WebhookDelivery.objects.exclude(status=WebhookDelivery.Status.PENDING)
+
+
+def _by_status(deliveries: QuerySet) -> dict:
+    return dict(deliveries.values_list("status").annotate(count=Count("*")).order_by())
 
 
 # A delivery ends in an attempt, which its claim started by setting last_attempt_at (a check
@@ -267,7 +268,9 @@ def _deliveries_between(since: datetime | None, until: datetime | None) -> dict:
 # sweep and its late write fenced out, so only a worker stalled past the margin while beat's sweep
 # is down too could end a delivery already left out of a checkpoint (counted at the next recount).
 # A delivery that ended is never written again; a redelivery is a new row.
-WEBHOOK_DELIVERIES = Checkpointed("webhook-deliveries", _deliveries_between, _counts_added)
+WEBHOOK_DELIVERIES = Checkpointed(
+    "webhook-deliveries", _finished_deliveries, "last_attempt_at", _by_status, _counts_added
+)
 
 
 class DatabaseCollector:

@@ -127,6 +127,13 @@ def _attempted(endpoint: WebhookEndpoint) -> WebhookDelivery:
     return attempt_delivery(endpoint.tenant_id, delivery.pk)
 
 
+def _attempted_at(moment: datetime, *endpoints: WebhookEndpoint) -> None:
+    """A first attempt to each endpoint at `moment`."""
+    with time_machine.travel(moment, tick=False):
+        for endpoint in endpoints:
+            _attempted(endpoint)
+
+
 def _scrapes_at(scrape, *moments: datetime) -> list[dict]:
     scrapes = []
     for moment in moments:
@@ -269,15 +276,11 @@ def test_webhook_deliveries_by_outcome(scrape, endpoints):
 def test_webhook_delivery_counts_stay_exact_as_the_hours_pass(scrape, endpoints):
     receiving, disabled = endpoints
     start = datetime(2026, 12, 1, 12, 5, tzinfo=UTC)
-    with time_machine.travel(start, tick=False):
-        _attempted(receiving)
-        _attempted(disabled)
-        first = scrape()
+    _attempted_at(start, receiving, disabled)
+    (first,) = _scrapes_at(scrape, start)
     on_the_hour = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # a checkpoint's first instant
-    with time_machine.travel(on_the_hour, tick=False):
-        _attempted(receiving)
-    with time_machine.travel(start + timedelta(hours=1), tick=False):
-        _attempted(receiving)
+    _attempted_at(on_the_hour, receiving)
+    _attempted_at(start + timedelta(hours=1), receiving)
     # Each hour's checkpoint is the last one plus an hour of deliveries; two days later, with no
     # checkpoint of the hour before, the whole history is counted again.
     later = _scrapes_at(
@@ -296,11 +299,8 @@ def test_webhook_delivery_counts_stay_exact_as_the_hours_pass(scrape, endpoints)
 def test_webhook_delivery_counts_stay_exact_across_a_cache_flush(scrape, endpoints):
     receiving, disabled = endpoints
     start = datetime(2026, 12, 1, 12, 5, tzinfo=UTC)
-    with time_machine.travel(start, tick=False):
-        _attempted(receiving)
-        _attempted(disabled)
-    with time_machine.travel(start + timedelta(hours=1), tick=False):
-        _attempted(receiving)
+    _attempted_at(start, receiving, disabled)
+    _attempted_at(start + timedelta(hours=1), receiving)
     before = _scrapes_at(scrape, *(start + timedelta(hours=hours) for hours in (1, 2, 3)))
 
     cache.clear()
