@@ -321,7 +321,7 @@ def acquire_machine(
         provider_id=machine.provider_id,
         # Not always the offer just tried: a machine already under the key (rented by a run
         # that died before this write) came from an earlier search's offer.
-        offer_id=offer.offer_id,
+        offer_id=machine.offer_id or offer.offer_id,
         region=machine.region,
         price_micros=machine.price_micros_per_hour,
         ssh_host=machine.ssh_host,
