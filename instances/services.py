@@ -489,6 +489,11 @@ def queue_command(instance: Instance, kind: str, args: dict | None = None) -> Ag
 
 def _hand_out_commands(instance_id: str, now: datetime) -> list[dict]:
     with transaction.atomic():
+        # The flag is cleared FIRST. queue_command sets it in the transaction that adds the
+        # command, so this update waits for any such transaction, and the select below (a new
+        # statement) then sees its command. Cleared after the select, it would overwrite the
+        # flag of a command committed in between, which would then wait with no beat asking.
+        Instance.objects.filter(pk=instance_id).update(has_queued_commands=False)
         queued = list(
             AgentCommand.objects.select_for_update(skip_locked=True).filter(
                 instance_id=instance_id, standby=None, state=AgentCommand.State.QUEUED
@@ -497,7 +502,6 @@ def _hand_out_commands(instance_id: str, now: datetime) -> list[dict]:
         AgentCommand.objects.filter(pk__in=[c.pk for c in queued]).update(
             state=AgentCommand.State.SENT, sent_at=now
         )
-        Instance.objects.filter(pk=instance_id).update(has_queued_commands=False)
     return [{"id": c.pk, "kind": c.kind, "args": agent_commands.arguments_for(c)} for c in queued]
 
 

@@ -1,11 +1,14 @@
+import threading
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from instances import services
+from conftest import wait_until
+from instances import heartbeats, services
 from instances.agent_tokens import agent_token, hash_agent_token
 from instances.models import AgentCommand, Instance
 from instances.tests.factories import InstanceFactory
@@ -79,6 +82,52 @@ def test_queued_commands_are_handed_out_once_and_their_results_recorded():
     assert second["commands"] == []
     command.refresh_from_db()
     assert (command.state, command.detail) == (AgentCommand.State.SUCCEEDED, "pong")
+
+
+def _a_session_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_queued_while_a_beat_hands_out_commands_still_reaches_the_agent():
+    """A customer hibernates while the agent's beat is being answered: the final sync queued in
+    that moment goes out in this reply or the next, never waits forever in the queue."""
+    instance = InstanceFactory(status=Status.RUNNING)
+    agent = _agent(instance)
+    token = agent._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+    services.queue_command(instance, "sync")  # the beat below has commands to hand out
+    beat = heartbeats.ingest(token, 50.0, timezone.now())  # stored before the customer's move
+    queued, commit = threading.Event(), threading.Event()
+    replies = []
+
+    def customer():
+        with transaction.atomic():
+            services.queue_command(instance, "final_sync")
+            queued.set()
+            commit.wait(30)
+        connection.close()
+
+    def answer_the_beat():
+        replies.append(services.complete_heartbeat(beat, [], timezone.now()))
+        connection.close()
+
+    customer_thread = threading.Thread(target=customer)
+    customer_thread.start()
+    queued.wait(30)
+    beat_thread = threading.Thread(target=answer_the_beat)
+    beat_thread.start()
+    wait_until(_a_session_waits_for_a_lock, timeout=30)  # the reply waits for the customer
+    commit.set()
+    customer_thread.join(30)
+    beat_thread.join(30)
+
+    handed_out = replies[0].commands + _beat(agent).json()["commands"]
+    assert sorted(command["kind"] for command in handed_out) == ["final_sync", "sync"]
 
 
 @pytest.mark.parametrize("header", ["Bearer dia_wrong", "Bearer dmt_notanagent", "Basic x", ""])

@@ -195,7 +195,7 @@ def test_a_hibernated_instance_stops_its_standby_and_its_bill(owner, snapshot_pl
     instance = running_instance(owner, gpu="RTX 4090", region="US-East", max_price=2.0)
     standby = _standby_following(instance["id"])
 
-    owner.client.post(f"/api/instances/{instance['id']}/hibernate")
+    assert owner.client.post(f"/api/instances/{instance['id']}/hibernate").status_code == 202
     wait_until(lambda: _status(instance["id"]) == Status.HIBERNATED, timeout=60)
     wait_until(lambda: Standby.objects.get(pk=standby.pk).status == "stopped", timeout=30)
 
