@@ -536,7 +536,10 @@ def abandon_queued_commands(instance: Instance, reason: str, now: datetime) -> N
     """The instance's machine is gone: what was queued for it and never handed out fails, with
     its hooks told (a snapshot asked of it fails with the reason). Left queued, it would go to
     the NEXT machine, where a sync meant for the old one could snapshot the new machine's
-    still-empty workspace before its restore."""
+    still-empty workspace before its restore. Called in a transaction."""
+    # Flag first, as in _hand_out_commands: a command committed meanwhile is seen below, and
+    # one a hook queues sets the flag again.
+    Instance.objects.filter(pk=instance.pk).update(has_queued_commands=False)
     queued = AgentCommand.objects.select_for_update().filter(
         instance=instance, standby=None, state=AgentCommand.State.QUEUED
     )
@@ -546,7 +549,6 @@ def abandon_queued_commands(instance: Instance, reason: str, now: datetime) -> N
         hook = agent_commands.result_hook(command.kind)
         if hook:
             hook(command, False, reason, {})
-    Instance.objects.filter(pk=instance.pk).update(has_queued_commands=False)
 
 
 def _record_progress(instance_id: str, reports: list[dict]) -> None:
