@@ -150,6 +150,12 @@ class InstanceEvent(models.Model):
         return f"{self.instance_id}: {self.from_status or '∅'} → {self.to_status}"
 
 
+class StandbyQuerySet(TenantOwnedQuerySet):
+    def current(self):
+        """Not lost or deleted: at most one per instance (one_live_standby_per_instance)."""
+        return self.exclude(status__in=Standby.ENDED)
+
+
 class Standby(models.Model):
     """The warm CPU standby of an instance: a small VM whose agent keeps restoring the
     instance's newest sync, so it can serve the workspace seconds after the GPU is lost."""
@@ -161,6 +167,8 @@ class Standby(models.Model):
         STOPPED = "stopped"  # the instance hibernates
         LOST = "lost"  # its VM is gone: a new one is made, in the next region
         DELETED = "deleted"
+
+    ENDED = (Status.LOST, Status.DELETED)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="standbys")
@@ -178,7 +186,7 @@ class Standby(models.Model):
     followed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    objects = StandbyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -146,7 +146,7 @@ def _compare_machines(machines: list[Machine], report: ReconcileReport) -> None:
     # Standby VMs may live at the same provider (the simulator runs both): they are not orphans.
     standbys = set(
         Standby.objects.filter(provider=provider.name)
-        .exclude(status__in=[Standby.Status.LOST, Standby.Status.DELETED])
+        .current()
         .values_list("provider_id", flat=True)
     )
     for machine in machines:

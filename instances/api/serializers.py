@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import micros_to_usd, usd_to_micros
-from instances.models import AgentCommand, Failover, Instance, InstanceEvent
+from instances.models import AgentCommand, Failover, Instance, InstanceEvent, Region, Standby
 from instances.services import InstanceRequest
 
 
@@ -103,6 +103,12 @@ class InstanceSerializer(serializers.ModelSerializer):
     ssh_key_ids = serializers.PrimaryKeyRelatedField(source="ssh_keys", many=True, read_only=True)
     connection = serializers.SerializerMethodField()
     region = serializers.SerializerMethodField()
+    requested_region = serializers.ChoiceField(
+        choices=Region.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The region asked for; empty when the best offer anywhere was asked for.",
+    )
     standby = serializers.SerializerMethodField()
 
     class Meta:
@@ -149,10 +155,10 @@ class InstanceSerializer(serializers.ModelSerializer):
             return None
         return float(micros_to_usd(instance.price_micros))
 
-    @extend_schema_field(serializers.CharField(allow_null=True))
     @extend_schema_field(StandbySummarySerializer(allow_null=True))
     def get_standby(self, instance: Instance) -> dict | None:
-        standby = instance.standbys.exclude(status__in=["lost", "deleted"]).first()
+        # Read through .all(): InstanceViewSet prefetches the current standby of every instance.
+        standby = next((s for s in instance.standbys.all() if s.status not in Standby.ENDED), None)
         if standby is None:
             return None
         return {
@@ -170,6 +176,13 @@ class InstanceSerializer(serializers.ModelSerializer):
 
 
 class InstanceEventSerializer(serializers.ModelSerializer):
+    from_status = serializers.ChoiceField(
+        choices=Instance.Status.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Empty for the instance's first event.",
+    )
+
     class Meta:
         model = InstanceEvent
         fields = ["id", "from_status", "to_status", "reason", "actor", "created_at"]

@@ -17,7 +17,7 @@ from instances import services, standby
 from instances.agent_tokens import STANDBY_TOKEN_PREFIX
 from instances.api import serializers
 from instances.exceptions import InvalidTransition, ProviderUnavailable, UnknownAgent
-from instances.models import Failover, Instance, InstanceEvent
+from instances.models import Failover, Instance, InstanceEvent, Standby
 
 
 def actor_of(context) -> str:
@@ -32,7 +32,8 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     """The tenant's GPU instances."""
 
     queryset = Instance.objects.prefetch_related(
-        Prefetch("ssh_keys", queryset=SshKey.objects.only("id"))
+        Prefetch("ssh_keys", queryset=SshKey.objects.only("id")),
+        Prefetch("standbys", queryset=Standby.objects.current()),
     )
     serializer_class = serializers.InstanceSerializer
     filterset_fields = ["status", "gpu", "region"]

@@ -1,7 +1,7 @@
 import pytest
 
 from accounts.models import SshKey
-from instances.models import Instance, InstanceEvent
+from instances.models import Instance, InstanceEvent, Standby
 from instances.tests.factories import InstanceFactory
 
 pytestmark = pytest.mark.django_db
@@ -151,6 +151,58 @@ def test_the_list_filters_by_status_and_paginates(owner):
     assert len(running["results"]) == 2
     assert running["next"]
     assert [item["status"] for item in hibernated["results"]] == ["hibernated"]
+
+
+def _standby(instance, status, **fields):
+    return Standby.objects.create(
+        tenant=instance.tenant,
+        instance=instance,
+        status=status,
+        region="US-East",
+        provider="sim",
+        provision_key=f"{instance.pk}-standby-{Standby.objects.count()}",
+        **fields,
+    )
+
+
+def test_the_list_shows_each_instances_current_standby_and_where_to_connect(owner):
+    following = InstanceFactory(tenant=owner.tenant, status=Instance.Status.RUNNING)
+    _standby(following, Standby.Status.LOST)
+    _standby(following, Standby.Status.FOLLOWING)
+    serving = InstanceFactory(
+        tenant=owner.tenant, status=Instance.Status.ON_STANDBY, is_on_standby=True
+    )
+    _standby(serving, Standby.Status.SERVING, ssh_host="cpu.example.net", ssh_port=2222)
+    bare = InstanceFactory(tenant=owner.tenant, status=Instance.Status.RUNNING)
+    _standby(bare, Standby.Status.DELETED)
+
+    listed = {item["id"]: item for item in owner.client.get("/api/instances").json()["results"]}
+
+    assert listed[following.pk]["standby"]["status"] == "following"
+    assert listed[serving.pk]["standby"]["status"] == "serving"
+    assert listed[serving.pk]["connection"]["ssh_command"] == "ssh -p 2222 root@cpu.example.net"
+    assert listed[bare.pk]["standby"] is None
+
+
+def test_listing_50_instances_costs_the_queries_of_listing_2(
+    owner, django_assert_max_num_queries, django_assert_num_queries
+):
+    def add_instances(count):
+        for _ in range(count):
+            instance = InstanceFactory(tenant=owner.tenant, status=Instance.Status.RUNNING)
+            _standby(instance, Standby.Status.FOLLOWING)
+
+    add_instances(2)
+    owner.client.get("/api/instances")  # the token's first use of the minute also writes
+    with django_assert_max_num_queries(10) as few:
+        assert len(owner.client.get("/api/instances").json()["results"]) == 2
+    add_instances(48)
+
+    with django_assert_num_queries(len(few.captured_queries)):
+        page = owner.client.get("/api/instances").json()["results"]
+
+    assert len(page) == 50
+    assert {item["standby"]["status"] for item in page} == {"following"}
 
 
 def test_an_unknown_status_filter_is_a_400(owner):
