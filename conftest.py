@@ -1,5 +1,7 @@
 """Fixtures shared by every app's tests. Tests run against the real Postgres and Redis."""
 
+import functools
+import json
 import os
 import socket
 import subprocess
@@ -206,3 +208,44 @@ def simulator(start_process, tmp_path, settings) -> Simulator:
     settings.GPU_PROVIDER = "sim"
     settings.SIM_PROVIDER_URL = simulator.url
     return simulator
+
+
+@functools.cache
+def api_schema_document() -> dict:
+    """The OpenAPI document /api/schema/ serves, generated once per run."""
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.renderers import OpenApiJsonRenderer
+
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    return json.loads(OpenApiJsonRenderer().render(document, renderer_context={}))
+
+
+@pytest.fixture
+def api_schema(db):
+    """Schemathesis over that document, calling Django in process in the test's transaction
+    (as Django's test client does). Ask for it after fixtures that use the test client."""
+    import schemathesis
+    from django.core.signals import request_finished, request_started
+    from django.core.wsgi import get_wsgi_application
+    from django.db import close_old_connections
+
+    # Django closes the connection at the end of each request; inside the test's transaction
+    # that would lose everything, so the test client unhooks it the same way.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    loaded = schemathesis.openapi.from_dict(api_schema_document())
+    loaded.app = get_wsgi_application()
+    yield loaded
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def schema_case(api_schema, method: str, path: str, **kwargs):
+    """The schemathesis case for a concrete path: /api/instances/abc → {"id": "abc"}."""
+    operation = api_schema.find_operation_by_path(method, path)
+    assert operation is not None, f"{method} {path} is not in the schema"
+    template, actual = operation.path.split("/"), path.split("/")
+    parameters = {
+        name[1:-1]: value for name, value in zip(template, actual, strict=True) if name[:1] == "{"
+    }
+    return operation.Case(path_parameters=parameters or None, **kwargs)

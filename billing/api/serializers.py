@@ -114,8 +114,20 @@ class PortalSerializer(serializers.Serializer):
     url = serializers.URLField()
 
 
+class MissingUrlAsNullField(serializers.URLField):
+    """A URL Stripe has not given (stored as ""): null in the API, which promises a URI."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return value or None
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="stripe_invoice_id")
+    hosted_invoice_url = MissingUrlAsNullField(help_text="Stripe's page for it; null until issued.")
+    invoice_pdf_url = MissingUrlAsNullField(help_text="Its PDF; null until issued.")
 
     class Meta:
         model = Invoice

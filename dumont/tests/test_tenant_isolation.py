@@ -167,6 +167,12 @@ def _make_webhook_delivery(a: Account) -> Made:
     return Made({"pk": delivery.pk}, "alpha-delivery-data")
 
 
+def _make_webhook_with_a_delivery(a: Account) -> Made:
+    made = _make_webhook_delivery(a)
+    endpoint_id = WebhookDelivery.objects.get(pk=made.kwargs["pk"]).endpoint_id
+    return Made({"pk": endpoint_id}, made.marker)
+
+
 def _make_price_alert(a: Account) -> Made:
     response = a.client.post(
         "/api/spot/alerts",
@@ -295,7 +301,7 @@ ROUTES: dict[str, Case] = {
     ),
     "webhook-rotate-secret": Case("detail", _make_webhook, WebhookEndpoint),
     "webhook-ping": Case("detail", _make_webhook_delivery, WebhookDelivery),
-    "webhook-deliveries": Case("detail", _make_webhook_delivery, WebhookDelivery),
+    "webhook-deliveries": Case("detail", _make_webhook_with_a_delivery, WebhookDelivery),
     "webhook-delivery-detail": Case("detail", _make_webhook_delivery, WebhookDelivery),
     "webhook-delivery-redeliver": Case("detail", _make_webhook_delivery, WebhookDelivery),
     "support-ticket-list": Case(

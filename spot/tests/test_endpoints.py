@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from conftest import schema_case
 from spot import compute, risk
 from spot.catalog import find_gpu
 from spot.clouds import equivalent
@@ -201,3 +202,29 @@ def test_safe_windows_avoid_the_hours_interruptions_happen(owner, market):
             "avg_price",
             "reasoning",
         }
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/api/spot/monitor", {}),
+        ("/api/spot/llm-gpus", {"model_size": "13B", "mode": "inference"}),
+        ("/api/spot/fleet-strategy", {"workload": "training", "budget": "500"}),
+        ("/api/spot/prediction/H100", {}),
+        ("/api/spot/availability", {"gpu": "rtx4090"}),
+        ("/api/spot/training-cost", {"model": "llama2-7b", "dataset_size": "50GB"}),
+        ("/api/spot/savings", {"gpu": "A100", "hours": "100"}),
+        ("/api/spot/reliability", {"gpu": "RTX 4090"}),
+        ("/api/spot/interruption-rates", {"period": "7d"}),
+        ("/api/spot/safe-windows/H100", {}),
+    ],
+)
+def test_each_endpoint_answers_real_data_within_the_schema(owner, market, api_schema, path, query):
+    """The schemathesis run has no market; here each contract endpoint reads a real one."""
+    for hours_ago, gpu in ((2, "RTX 4090"), (30, "H100"), (170, "H100")):
+        risk.record(gpu, "US-West", "sim", timezone.now() - timedelta(hours=hours_ago))
+    case = schema_case(api_schema, "GET", path, query=query)
+
+    response = case.call_and_validate(headers={"Authorization": f"Bearer {owner.token}"})
+
+    assert response.status_code == 200, response.text[:300]
