@@ -3,7 +3,6 @@ from rest_framework import mixins, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts import services
@@ -14,6 +13,7 @@ from accounts.exceptions import LastOwner
 from accounts.models import ApiToken, AuditLog, Membership, SshKey
 from accounts.tenancy import TenantScopedViewSet
 from dumont.schema import errors
+from dumont.throttling import ScopedRateThrottle
 
 
 def _me_body(membership: Membership) -> dict:

@@ -1,7 +1,10 @@
 """Production hardening a client or a browser notices: rate limits, body size, CORS, headers."""
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from django.test import Client
 
@@ -154,3 +157,24 @@ def test_repeated_portal_sign_ins_from_one_address_are_refused(owner, settings):
 
     assert statuses[:3] == [200, 200, 200]
     assert statuses[3] == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_login_guesses_get_no_more_than_the_limit(owner, live_server, rates):
+    """10 wrong passwords at once from one address, on a server answering them in parallel
+    (threads; its listen backlog is 10): a login rate of 4/min lets exactly 4 through, however
+    the requests interleave."""
+    rates(login="4/min")
+    guesses = 10
+    start = threading.Barrier(guesses)
+
+    def guess(_number: int) -> int:
+        with httpx.Client(base_url=live_server.url, timeout=30) as client:
+            start.wait()
+            body = {"email": owner.user.email, "password": "wrong"}
+            return client.post("/api/auth/login", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=guesses) as pool:
+        statuses = sorted(pool.map(guess, range(guesses)))
+
+    assert statuses == [400] * 4 + [429] * 6

@@ -5,10 +5,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from dumont.exceptions import DumontError
+from dumont.throttling import ScopedRateThrottle
 from spot import compute
 from spot.advisor import Advice, Workload, advise, describe, guess_mode
 from spot.api.alerts import RegionField
