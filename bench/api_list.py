@@ -14,7 +14,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -101,13 +100,9 @@ def main() -> None:
     parser.add_argument("--instances", type=int, nargs="+", default=[2, 50])
     parser.add_argument("--runs", type=int, default=200)
     arguments = parser.parse_args()
-    for command in ("dropdb", "createdb"):
-        subprocess.run(
-            [command, "-h", "127.0.0.1", "-U", "postgres", DATABASE],
-            stderr=subprocess.DEVNULL,
-            check=command == "createdb",
-        )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+    from bench.database import create_database
+
+    create_database(DATABASE)
     import django
 
     django.setup()

@@ -15,7 +15,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -93,13 +92,9 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7)
     arguments = parser.parse_args()
-    for command in ("dropdb", "createdb"):
-        subprocess.run(
-            [command, "-h", "127.0.0.1", "-U", "postgres", DATABASE],
-            stderr=subprocess.DEVNULL,
-            check=command == "createdb",
-        )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+    from bench.database import create_database
+
+    create_database(DATABASE)
     import django
 
     django.setup()

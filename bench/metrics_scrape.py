@@ -208,12 +208,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep a database already built")
     arguments = parser.parse_args()
     fresh = not (arguments.reuse and is_built(arguments.events))
+    from bench.database import create_database, migrate
+
     if fresh:
-        for command in ("dropdb", "createdb"):
-            subprocess.run(
-                [command, *PSQL, DATABASE], stderr=subprocess.DEVNULL, check=command == "createdb"
-            )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+        create_database(DATABASE)
+    else:
+        migrate()
     import django
 
     django.setup()

@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -52,16 +51,6 @@ os.environ.update(
     LOG_LEVEL="WARNING",
 )
 sys.path.insert(0, str(ROOT))
-
-
-def create_database() -> None:
-    for command in ("dropdb", "createdb"):
-        subprocess.run(
-            [command, "-h", "127.0.0.1", "-U", "postgres", DATABASE],
-            stderr=subprocess.DEVNULL,
-            check=command == "createdb",
-        )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
 
 
 def fill(names: list[str], catalog: list[str], days: int) -> None:
@@ -165,10 +154,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--days", type=int, default=365, help="history length")
     arguments = parser.parse_args()
+    from bench.database import create_database, migrate
+
     if not arguments.reuse:
-        create_database()
+        create_database(DATABASE)
     else:  # the code may have new migrations since the database was built
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+        migrate()
     import django
 
     django.setup()
