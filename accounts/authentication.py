@@ -6,6 +6,7 @@ Both put a TenantContext in `request.auth`: which tenant the call acts for and t
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 from rest_framework.authentication import (
@@ -24,6 +25,7 @@ from accounts.tokens import TOKEN_PREFIX, hash_token
 # Writing last_used_at on every request would turn each read into a write; a minute is
 # precise enough to tell a person whether a token is still in use.
 LAST_USED_PRECISION = timedelta(minutes=1)
+MEMBERSHIP = ["id", "user_id", "tenant_id", "role", "created_at"]  # its fields, for from_db
 
 
 def request_ip(request) -> str | None:
@@ -32,23 +34,28 @@ def request_ip(request) -> str | None:
 
 
 def context_for_token(plaintext: str, ip: str | None = None) -> TenantContext | None:
-    """The tenant context of a live token, or None when it is unknown, revoked or expired."""
+    """The tenant context of a live token, or None when it is unknown, revoked or expired, or
+    its user is inactive or no longer a member of the token's tenant. One query: the token
+    with its user, tenant and that membership (every API request pays for it)."""
     if not plaintext.startswith(TOKEN_PREFIX):
         return None
     token = (
         ApiToken.objects.active()
-        .filter(token_hash=hash_token(plaintext), user__is_active=True)
+        .filter(
+            token_hash=hash_token(plaintext),
+            user__is_active=True,
+            user__memberships__tenant=F("tenant"),
+        )
+        .select_related("user", "tenant")
+        .annotate(**{f"membership_{name}": F(f"user__memberships__{name}") for name in MEMBERSHIP})
         .first()
     )
     if token is None:
         return None
-    membership = (
-        Membership.objects.select_related("tenant", "user")
-        .filter(user_id=token.user_id, tenant_id=token.tenant_id)
-        .first()
+    membership = Membership.from_db(
+        "default", MEMBERSHIP, [getattr(token, f"membership_{name}") for name in MEMBERSHIP]
     )
-    if membership is None:
-        return None
+    membership.user, membership.tenant = token.user, token.tenant
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

@@ -9,7 +9,9 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.context import TenantContext
 from accounts.models import ApiToken, AuditLog, Membership
+from accounts.services import create_api_token, create_tenant
 
 TOKENS = "/api/tokens"
 
@@ -105,6 +107,24 @@ def test_using_a_token_records_when_it_was_last_used(owner):
     owner.client.get("/api/me")
 
     assert ApiToken.objects.get().last_used_at is not None
+
+
+@pytest.mark.django_db
+def test_a_token_acts_with_its_owners_role_and_only_while_they_are_a_member(owner, account_factory):
+    member = account_factory(role=Membership.Role.MEMBER, tenant=owner.tenant)
+    # The same person owns another organisation, with a token of its own there.
+    own = create_tenant("Their own", member.user)
+    _, own_token = create_api_token(
+        TenantContext(membership=Membership.objects.get(user=member.user, tenant=own)), "own"
+    )
+
+    assert member.client.get("/api/me").json()["role"] == "member"
+    assert _client(own_token).get("/api/me").json()["role"] == "owner"
+
+    member.membership.delete()  # removed behind the API's back (the admin, a script)
+
+    assert member.client.get("/api/me").status_code == 401
+    assert _client(own_token).get("/api/me").json()["tenant"]["name"] == "Their own"
 
 
 @pytest.mark.django_db
