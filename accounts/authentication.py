@@ -53,7 +53,7 @@ def context_for_token(plaintext: str, ip: str | None = None) -> TenantContext | 
     if token is None:
         return None
     membership = Membership.from_db(
-        "default", MEMBERSHIP, [getattr(token, f"membership_{name}") for name in MEMBERSHIP]
+        token._state.db, MEMBERSHIP, [getattr(token, f"membership_{name}") for name in MEMBERSHIP]
     )
     membership.user, membership.tenant = token.user, token.tenant
     now = timezone.now()

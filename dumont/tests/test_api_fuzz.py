@@ -33,7 +33,7 @@ from conftest import api_schema_document, free_port, schema_case, wait_until
 from dumont.health import record_beat_liveness, record_worker_liveness
 from dumont.tests.test_tenant_isolation import ROUTES, Case, api_routes
 from instances.models import Instance, Standby
-from instances.tests.factories import InstanceFactory
+from instances.tests.factories import InstanceFactory, StandbyFactory
 
 MAX_EXAMPLES = 12
 STATEFUL_MAX_EXAMPLES = 20
@@ -212,30 +212,21 @@ def test_instances_with_a_standby_answer_within_their_schema(api_schema):
         (Instance.Status.ON_STANDBY, Standby.Status.SERVING),
     ):
         instance = InstanceFactory(tenant=tenant, status=instance_status)
-        Standby.objects.create(
-            tenant=tenant,
-            instance=instance,
-            status=standby_status,
-            region="US-East",
-            provider="sim",
-            provision_key=f"{instance.pk}-standby-1",
-        )
+        StandbyFactory(instance=instance, status=standby_status)
         instance.events.create(
             tenant=tenant,
             from_status="",
             to_status=Instance.Status.PENDING,
             created_at=instance.status_changed_at,
         )
-        detail = api_schema["/api/instances/{id}"]["GET"].Case(path_parameters={"id": instance.pk})
+        detail = schema_case(api_schema, "GET", f"/api/instances/{instance.pk}")
         response = detail.call_and_validate(headers=_bearer(token))
         assert response.json()["standby"]["status"] == standby_status
-        events = api_schema["/api/instances/{id}/events"]["GET"].Case(
-            path_parameters={"id": instance.pk}
-        )
+        events = schema_case(api_schema, "GET", f"/api/instances/{instance.pk}/events")
         first = events.call_and_validate(headers=_bearer(token)).json()["results"][0]
         assert (first["from_status"], first["to_status"]) == ("", "pending")
 
-    listing = api_schema["/api/instances"]["GET"].Case()
+    listing = schema_case(api_schema, "GET", "/api/instances")
     assert len(listing.call_and_validate(headers=_bearer(token)).json()["results"]) == 2
 
 

@@ -2,7 +2,7 @@ import factory
 from django.utils import timezone
 
 from accounts.tests.factories import TenantFactory
-from instances.models import Instance, new_instance_id
+from instances.models import Instance, Standby, new_instance_id
 
 
 class InstanceFactory(factory.django.DjangoModelFactory):
@@ -19,3 +19,16 @@ class InstanceFactory(factory.django.DjangoModelFactory):
     max_price_micros = 500_000
     provision_key = factory.LazyAttribute(lambda instance: f"{instance.id}-1")
     status_changed_at = factory.LazyFunction(timezone.now)
+
+
+class StandbyFactory(factory.django.DjangoModelFactory):
+    """A standby row of `instance` in the given status (no VM)."""
+
+    class Meta:
+        model = Standby
+
+    instance = factory.SubFactory(InstanceFactory)
+    tenant = factory.SelfAttribute("instance.tenant")
+    region = "US-West"
+    provider = "sim"
+    provision_key = factory.Sequence(lambda n: f"standby-{n}")

@@ -2,7 +2,7 @@ import pytest
 
 from accounts.models import SshKey
 from instances.models import Instance, InstanceEvent, Standby
-from instances.tests.factories import InstanceFactory
+from instances.tests.factories import InstanceFactory, StandbyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -153,28 +153,18 @@ def test_the_list_filters_by_status_and_paginates(owner):
     assert [item["status"] for item in hibernated["results"]] == ["hibernated"]
 
 
-def _standby(instance, status, **fields):
-    return Standby.objects.create(
-        tenant=instance.tenant,
-        instance=instance,
-        status=status,
-        region="US-East",
-        provider="sim",
-        provision_key=f"{instance.pk}-standby-{Standby.objects.count()}",
-        **fields,
-    )
-
-
 def test_the_list_shows_each_instances_current_standby_and_where_to_connect(owner):
     following = InstanceFactory(tenant=owner.tenant, status=Instance.Status.RUNNING)
-    _standby(following, Standby.Status.LOST)
-    _standby(following, Standby.Status.FOLLOWING)
+    StandbyFactory(instance=following, status=Standby.Status.LOST)
+    StandbyFactory(instance=following, status=Standby.Status.FOLLOWING)
     serving = InstanceFactory(
         tenant=owner.tenant, status=Instance.Status.ON_STANDBY, is_on_standby=True
     )
-    _standby(serving, Standby.Status.SERVING, ssh_host="cpu.example.net", ssh_port=2222)
+    StandbyFactory(
+        instance=serving, status=Standby.Status.SERVING, ssh_host="cpu.example.net", ssh_port=2222
+    )
     bare = InstanceFactory(tenant=owner.tenant, status=Instance.Status.RUNNING)
-    _standby(bare, Standby.Status.DELETED)
+    StandbyFactory(instance=bare, status=Standby.Status.DELETED)
 
     listed = {item["id"]: item for item in owner.client.get("/api/instances").json()["results"]}
 
@@ -190,7 +180,7 @@ def test_listing_50_instances_costs_the_queries_of_listing_2(
     def add_instances(count):
         for _ in range(count):
             instance = InstanceFactory(tenant=owner.tenant, status=Instance.Status.RUNNING)
-            _standby(instance, Standby.Status.FOLLOWING)
+            StandbyFactory(instance=instance, status=Standby.Status.FOLLOWING)
 
     add_instances(2)
     owner.client.get("/api/instances")  # the token's first use of the minute also writes
