@@ -416,6 +416,9 @@ FAILOVER_HEARTBEAT_TIMEOUT_SECONDS = env.int("FAILOVER_HEARTBEAT_TIMEOUT_SECONDS
 # (keeping its disk, since the workspace is not safe elsewhere).
 FINAL_SYNC_TIMEOUT_SECONDS = env.int("FINAL_SYNC_TIMEOUT_SECONDS", default=60)
 IDLE_SWEEP_INTERVAL_SECONDS = env.int("IDLE_SWEEP_INTERVAL_SECONDS", default=30)
+# A machine whose network moves at least this much (agent-measured, loopback excluded) is in
+# use whatever its GPU does: a download or a notebook being served is not idleness.
+IDLE_NETWORK_BYTES_PER_SECOND = env.int("IDLE_NETWORK_BYTES_PER_SECOND", default=64 * 1024)
 CELERY_BEAT_SCHEDULE["hibernate-idle"] = {
     "task": "instances.tasks.hibernate_idle",
     "schedule": float(IDLE_SWEEP_INTERVAL_SECONDS),
@@ -549,6 +552,13 @@ CELERY_BEAT_SCHEDULE["snapshot-maintenance"] = {
     "schedule": float(SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS),
     "options": {"expires": SNAPSHOT_MAINTENANCE_INTERVAL_SECONDS},
 }
+# Machines reach their tenant's repository only through the storage gateway (snapshots/
+# gateway.py), with `dst_` tokens signed under this key that expire after STORAGE_TOKEN_SECONDS.
+STORAGE_TOKEN_KEY = env.str("STORAGE_TOKEN_KEY", default=f"storage-token:{SECRET_KEY}")
+STORAGE_TOKEN_SECONDS = env.int("STORAGE_TOKEN_SECONDS", default=3600)
+# The gateway's address as machines see it (default: DUMONT_PUBLIC_URL + /storage/v1/).
+STORAGE_GATEWAY_URL = env.str("STORAGE_GATEWAY_URL", default="")
+STORAGE_MAX_OBJECT_BYTES = env.int("STORAGE_MAX_OBJECT_BYTES", default=1024 * 1024 * 1024)
 
 # --- Observability (issue [I]): logs, request ids, metrics --------------------------------------
 # Kept together in this block: README "Configuration", OPERATIONS.md "What to watch".

@@ -45,13 +45,12 @@ class HeartbeatFastLane:
         beat_input = _plain_beat(scope, body)
         if beat_input is None:
             return await self.app(scope, _replay(body, receive), send)
-        token, percent = beat_input
+        token, percent, in_use = beat_input
         now = timezone.now()
         pool = await self._pool()
+        parameters = heartbeats.ingest_parameters(token, percent, now, in_use=in_use)
         async with pool.connection() as conn:
-            cursor = await conn.execute(
-                heartbeats.INGEST_SQL, heartbeats.ingest_parameters(token, percent, now)
-            )
+            cursor = await conn.execute(heartbeats.INGEST_SQL, parameters)
             beat = heartbeats.beat_of(await cursor.fetchone())
         if beat is None:
             return await _respond(send, 401, {"code": "invalid_token", "detail": _UNKNOWN})
@@ -97,8 +96,9 @@ class HeartbeatFastLane:
 _UNKNOWN = "Unknown or retired agent token: 'Authorization: Bearer dia_...'."
 
 
-def _plain_beat(scope, body: bytes) -> tuple[str, float] | None:
-    """(token, utilisation) of a beat the fast lane may serve, else None (Django serves it)."""
+def _plain_beat(scope, body: bytes) -> tuple[str, float, bool] | None:
+    """(token, utilisation, in use) of a beat the fast lane may serve, else None (Django
+    serves it)."""
     token = ""
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -118,7 +118,28 @@ def _plain_beat(scope, body: bytes) -> tuple[str, float] | None:
     percent = data.get("gpu_utilization_percent")
     if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
         return None
-    return token, float(percent)
+    activity = data.get("activity")
+    if activity is not None and not _is_plain_activity(activity):
+        return None
+    return token, float(percent), heartbeats.is_in_use(activity)
+
+
+def _is_plain_activity(activity) -> bool:
+    """An activity report as the agent sends it; anything else gets the view's 400."""
+    if not isinstance(activity, dict) or set(activity) - set(ACTIVITY_FIELDS):
+        return False
+    return all(
+        isinstance(activity[name], kind) and not (kind is not bool and activity[name] < 0)
+        for name, kind in ACTIVITY_FIELDS.items()
+        if activity.get(name) is not None
+    )
+
+
+ACTIVITY_FIELDS = {
+    "workspace_changed": bool,
+    "interactive_sessions": int,
+    "network_bytes_per_second": int | float,
+}
 
 
 async def _read_body(receive) -> bytes | None:

@@ -432,11 +432,13 @@ def record_heartbeat(
     command_results: list[dict],
     command_progress: list[dict] = (),
     sync: dict | None = None,
+    activity: dict | None = None,
     now: datetime | None = None,
 ) -> HeartbeatReply:
     """Store one beat (one SQL statement); the first beat of a booting machine makes it run."""
     now = now or timezone.now()
-    beat = heartbeats.ingest(token, gpu_utilization_percent, now)
+    in_use = heartbeats.is_in_use(activity)
+    beat = heartbeats.ingest(token, gpu_utilization_percent, now, in_use=in_use)
     if beat is None:
         raise UnknownAgent()
     if command_progress:

@@ -219,7 +219,15 @@ def make_handler(simulator: Simulator):
                     if row.state in ("starting", "running"):
                         supervisor.stop(row, "interrupted")
                 elif method == "PUT" and verb == "load":
-                    supervisor.set_load(row, float(body.get("gpu_utilization_percent", 0)))
+                    try:
+                        supervisor.set_load(
+                            row,
+                            float(body.get("gpu_utilization_percent", 0)),
+                            interactive_sessions=int(body.get("interactive_sessions", 0)),
+                            network_bytes_per_second=float(body.get("network_bytes_per_second", 0)),
+                        )
+                    except (TypeError, ValueError):
+                        return self._send(400, {"error": "invalid_load"})
                 else:
                     return self._send(405, {"error": "method_not_allowed"})
                 return self._send(200, simulator.machine_json(simulator.store.get(row.id)))

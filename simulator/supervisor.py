@@ -75,10 +75,23 @@ class Supervisor:
         if not (folder / "load.json").exists():
             self.set_load(row, DEFAULT_LOAD_PERCENT)
 
-    def set_load(self, row: MachineRow, percent: float) -> None:
-        (Path(row.folder) / "load.json").write_text(
-            json.dumps({"gpu_utilization_percent": percent, "noise_percent": 5.0})
-        )
+    def set_load(
+        self,
+        row: MachineRow,
+        percent: float,
+        *,
+        interactive_sessions: int = 0,
+        network_bytes_per_second: float = 0,
+    ) -> None:
+        """What the machine's agent reads as its GPU load and, since a simulated machine shares
+        this host's terminals and network, as its logged-in users and its traffic."""
+        profile = {
+            "gpu_utilization_percent": percent,
+            "noise_percent": 5.0,
+            "interactive_sessions": interactive_sessions,
+            "network_bytes_per_second": network_bytes_per_second,
+        }
+        (Path(row.folder) / "load.json").write_text(json.dumps(profile))
 
     def stop(self, row: MachineRow, state: str) -> None:
         """Kill the agent and leave the machine in `state` (stopped, interrupted, destroyed)."""

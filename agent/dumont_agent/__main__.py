@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dumont_agent import __version__, commands
+from dumont_agent.activity import ActivityProbe
 from dumont_agent.engine import make_engine
 from dumont_agent.gpu import make_reader
 from dumont_agent.jobs import JOB_KINDS, Follow, Jobs, Sync
@@ -90,6 +91,12 @@ class Agent:
         self.jobs.sync = self.sync
         self.follow = Follow(engine, config.workspace, config.state_dir, self.sync)
         self.jobs.follow = self.follow
+        self.activity = ActivityProbe(config.load_file, self.sync.workspace_changed)
+        if self.jobs.fence.is_up:
+            # A final sync fenced the workspace, then the machine was stopped instead of
+            # released (the sync failed or never reported): it is started again to be used.
+            logger.info("workspace fenced by an earlier final sync: thawing it")
+            self.jobs.fence.thaw()
 
     def beat(self) -> dict:
         reading = self.reader.read()
@@ -100,6 +107,7 @@ class Agent:
             "source": reading.source,
             "agent_version": __version__,
             "uptime_seconds": round(time.monotonic() - self.started, 1),
+            "activity": self.activity.read(),
         }
         progress, job_results = self.jobs.pending()
         results = self.results + job_results

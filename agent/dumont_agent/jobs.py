@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dumont_agent.engine import Engine, JobFailed
+from dumont_agent.fence import WorkspaceFence
 
 logger = logging.getLogger("dumont-agent")
 # restore_latest: a new machine restores the instance's newest sync (wake, failover);
@@ -36,6 +37,7 @@ class Jobs:
         self.progress: dict[int, dict] = {}
         self.results: dict[int, dict] = {}
         self.restoring = 0
+        self.fence = WorkspaceFence(workspace)
         self.sync: Sync | None = None  # set by the agent; final_sync uses it
         self.follow: Follow | None = None  # set by the agent on a standby
 
@@ -107,11 +109,21 @@ class Jobs:
         }
 
     def _final_sync(self, args: dict, on_progress) -> dict:
+        """The last sync before the machine is released, of a fenced workspace (fence.py): what
+        it saves is what existed. Refused while a restore writes the workspace (its files are
+        not all there yet); the API then stops the machine with its disk instead."""
         if self.sync is None or not self.sync.is_configured:
             raise JobFailed("continuous sync is not configured on this machine")
-        report = self.sync.sync_once()
-        if report is None or "snapshot_id" not in report:
-            raise JobFailed((report or {}).get("error", "the sync did not complete"))
+        if self.is_restoring:
+            raise JobFailed("a restore is still writing the workspace")
+        fenced = self.fence.freeze()
+        try:
+            report = self.sync.sync_once(root=fenced)
+            if report is None or "snapshot_id" not in report:
+                raise JobFailed((report or {}).get("error", "the sync did not complete"))
+        except BaseException:
+            self.fence.thaw()
+            raise
         return report
 
     def pending(self) -> tuple[list[dict], list[dict]]:
@@ -203,6 +215,8 @@ class Sync(Loop):
         self.running = threading.Lock()
         self.fingerprint = ""
         self.last_snapshot_id = ""
+        self.seen_fingerprint = ""  # at the last look, synced or not
+        self.changed_monotonic: float | None = None  # when a look found the workspace changed
         self.args: dict | None = None
         self.report: dict | None = None
         self.last_success_monotonic: float | None = None
@@ -235,21 +249,33 @@ class Sync(Loop):
         with self.lock:
             return bool(self.args)
 
-    def sync_once(self) -> dict | None:
-        """One incremental snapshot of the workspace now; returns the report (None: nothing to
-        sync yet). Serialised: the loop and a final sync never run the engine at once."""
+    def sync_once(self, root: Path | None = None) -> dict | None:
+        """One incremental snapshot of the workspace (or of `root`, the fenced workspace) now;
+        returns the report (None: nothing to sync yet). Serialised: the loop and a final sync
+        never run the engine at once."""
         with self.running:
-            return self._sync_once()
+            return self._sync_once(root or self.workspace)
 
-    def _sync_once(self) -> dict | None:
+    def workspace_changed(self) -> bool:
+        """Whether the last two looks at the workspace found it changing (idle detection)."""
+        with self.lock:
+            changed = self.changed_monotonic
+        window = 2 * self.interval_seconds + 1
+        return changed is not None and time.monotonic() - changed < window
+
+    def _sync_once(self, root: Path) -> dict | None:
         with self.lock:
             args = dict(self.args or {})
-        if not args or not self.workspace.is_dir():
+        if not args or not root.is_dir():
             return None
         started, started_at = time.monotonic(), datetime.now(tz=UTC)
         # Taken before the backup: a change during it makes the next one differ.
-        fingerprint = tree_fingerprint(self.workspace)
+        fingerprint = tree_fingerprint(root)
         with self.lock:
+            if root == self.workspace:
+                if self.seen_fingerprint and fingerprint != self.seen_fingerprint:
+                    self.changed_monotonic = started
+                self.seen_fingerprint = fingerprint
             if fingerprint == self.fingerprint and self.last_snapshot_id:
                 # Nothing changed: the last sync is still the whole workspace, as of now. Say so
                 # (the API's last_sync_at, hence the RPO, is "verified current at").
@@ -263,9 +289,7 @@ class Sync(Loop):
                 self.reported.set()
                 return dict(self.report)
         try:
-            info = self.engine.backup(
-                args, str(self.workspace), args.get("tags", []), lambda report: None
-            )
+            info = self.engine.backup(args, str(root), args.get("tags", []), lambda report: None)
         except Exception as error:
             logger.warning("sync failed: %s", error)
             with self.lock:

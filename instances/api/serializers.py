@@ -255,6 +255,20 @@ class FollowReportSerializer(serializers.Serializer):
     restored_at = serializers.DateTimeField(required=False)
 
 
+class ActivitySerializer(serializers.Serializer):
+    """What besides the GPU says the machine is in use (any of them keeps it from idling)."""
+
+    workspace_changed = serializers.BooleanField(
+        required=False, help_text="The workspace changed since the agent last looked."
+    )
+    interactive_sessions = serializers.IntegerField(
+        min_value=0, required=False, help_text="Terminals open on the machine (SSH, Jupyter)."
+    )
+    network_bytes_per_second = serializers.FloatField(
+        min_value=0, required=False, help_text="Network traffic, loopback excluded."
+    )
+
+
 class HeartbeatSerializer(serializers.Serializer):
     gpu_utilization_percent = serializers.FloatField(min_value=0, max_value=100)
     gpu_memory_used_mb = serializers.IntegerField(min_value=0, required=False, allow_null=True)
@@ -265,6 +279,7 @@ class HeartbeatSerializer(serializers.Serializer):
     command_results = CommandResultSerializer(many=True, required=False, max_length=100)
     command_progress = CommandProgressSerializer(many=True, required=False, max_length=100)
     sync = SyncReportSerializer(required=False)
+    activity = ActivitySerializer(required=False)
     follow = FollowReportSerializer(required=False, help_text="A standby's agent only.")
 
 

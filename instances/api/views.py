@@ -179,6 +179,7 @@ class HeartbeatView(APIView):
             command_results=form.validated_data.get("command_results", []),
             command_progress=form.validated_data.get("command_progress", []),
             sync=form.validated_data.get("sync"),
+            activity=form.validated_data.get("activity"),
         )
         return Response(
             {

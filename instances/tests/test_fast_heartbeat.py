@@ -112,3 +112,15 @@ async def test_an_unknown_token_is_a_401_and_a_malformed_beat_a_400(lane):
     assert unknown == (401, {"code": "invalid_token", "detail": unknown[1]["detail"]})
     assert malformed[0] == 400
     assert malformed[1]["code"] == "max_value"
+
+
+async def test_the_fast_lane_counts_a_machine_in_use_at_zero_gpu_as_busy(lane):
+    instance, token = await _instance()
+    beat = {"gpu_utilization_percent": 0, "activity": {"interactive_sessions": 2}}
+
+    status, _body = await _beat(lane, token, beat)
+
+    assert status == 200
+    stored = await Instance.objects.aget(pk=instance.pk)
+    assert stored.last_busy_at is not None
+    assert lane.pool is not None

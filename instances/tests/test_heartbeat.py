@@ -169,3 +169,43 @@ def test_a_malformed_beat_is_a_400(percent):
 
     assert response.status_code == 400
     assert "code" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("percent", "is_busy"), [(4.9, False), (5.0, True), (5.1, True)], ids=["under", "at", "over"]
+)
+def test_the_default_threshold_counts_exactly_five_percent_as_busy(percent, is_busy):
+    instance = InstanceFactory(status=Status.RUNNING)
+
+    _beat(_agent(instance), percent=percent)
+
+    instance.refresh_from_db()
+    assert (instance.last_busy_at is not None) is is_busy
+
+
+@pytest.mark.parametrize(
+    "activity",
+    [
+        {"workspace_changed": True},
+        {"interactive_sessions": 1},
+        {"network_bytes_per_second": 10 * 1024 * 1024},
+    ],
+    ids=["disk", "session", "network"],
+)
+def test_a_machine_used_without_its_gpu_is_busy(activity):
+    instance = InstanceFactory(status=Status.RUNNING)
+
+    _beat(_agent(instance), percent=0, activity=activity)
+
+    instance.refresh_from_db()
+    assert instance.last_busy_at is not None
+
+
+def test_a_quiet_machine_at_zero_gpu_is_idle():
+    instance = InstanceFactory(status=Status.RUNNING)
+    quiet = {"workspace_changed": False, "interactive_sessions": 0, "network_bytes_per_second": 10}
+
+    _beat(_agent(instance), percent=0, activity=quiet)
+
+    instance.refresh_from_db()
+    assert instance.last_busy_at is None

@@ -92,3 +92,18 @@ def test_the_task_hibernates_the_idle_ones_with_a_reason(django_capture_on_commi
     event = idle.events.order_by("-created_at").first()
     assert (event.actor, event.reason) == ("auto-hibernate", "GPU under 10% for 5 min")
     assert idle.commands.get().kind == "final_sync"
+
+
+def test_waking_restarts_the_idle_clock():
+    # Idle for an hour before it hibernated; woken a minute ago: its idle minutes start now.
+    woken = _running(60)
+    Instance.objects.filter(pk=woken.pk).update(running_since=timezone.now() - timedelta(minutes=1))
+
+    assert idle_instance_ids() == []
+
+
+def test_a_gpu_woken_longer_ago_than_its_idle_minutes_is_idle_again():
+    woken = _running(60)
+    Instance.objects.filter(pk=woken.pk).update(running_since=timezone.now() - timedelta(minutes=6))
+
+    assert idle_instance_ids() == [woken.pk]
