@@ -16,6 +16,7 @@ import collections
 import ctypes
 import datetime as dt
 import os
+import re
 import secrets
 import socket
 import stat
@@ -38,6 +39,9 @@ _READ_AHEAD_THREADS = 4
 _READ_AHEAD_FILES = 64
 _READ_AHEAD_MAX_BYTES = 1024 * 1024
 _CARRY = object()  # a previous chunk may start here, but the block ends before its end
+# What restore.py writes a file or symlink to before renaming it into place. A killed restore
+# leaves these behind; they are never workspace content (a user's `x.restore-notes` is).
+RESTORE_TEMP_NAME = re.compile(r"\..+\.restore-[0-9a-f]{8}", re.DOTALL)
 
 
 def scan_tree(root: Path) -> list[dict[str, Any]]:
@@ -66,6 +70,8 @@ def scan_tree(root: Path) -> list[dict[str, Any]]:
                 info = child.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # removed while we scanned
+            if RESTORE_TEMP_NAME.fullmatch(child.name) and not stat.S_ISDIR(info.st_mode):
+                continue  # left by a killed restore (the next restore here removes it)
             entry = {"path": path, "mode": stat.S_IMODE(info.st_mode), "mtime_ns": info.st_mtime_ns}
             if stat.S_ISDIR(info.st_mode):
                 entry["type"] = "dir"

@@ -1,30 +1,42 @@
 """Restore: plan the files, fetch the packs in parallel, check every chunk, write, rename.
 
-Each file is written to a temp name next to its final path and renamed into place only when all
-of its chunks passed their checks (GCM tag, then the chunk id recomputed from the plaintext),
-so a damaged chunk never leaves a half-written file at the final path. Directory modes and
-mtimes are set last, deepest first, because writing into a directory changes its mtime.
+Each file is written to a temp name next to its final path (`.<name>.restore-<8 hex>`,
+backup.RESTORE_TEMP_NAME) and renamed into place only when all of its chunks passed their checks
+(GCM tag, then the chunk id recomputed from the plaintext), so a damaged chunk never leaves a
+half-written file at the final path. A restore that fails removes its temps; one that was killed
+leaves them, so the next restore into the same target removes them first, and backups skip them.
+Directory modes and mtimes are set last, deepest first, because writing into a directory changes
+its mtime.
 """
 
+import contextlib
+import fcntl
 import os
 import secrets
 import threading
-from collections import defaultdict
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from snapshots.engine import formats
-from snapshots.engine.backup import tune_allocator
+from snapshots.engine.backup import RESTORE_TEMP_NAME, tune_allocator
 from snapshots.engine.crypto import BlobAuthenticationError
 from snapshots.engine.exceptions import DamagedData, EngineError, ObjectNotFound
+from snapshots.engine.formats import IndexEntry
 from snapshots.engine.repository import ProgressCallback, ProgressMeter, Repository
 
 # Ranges of one pack closer than this are fetched with one request, up to a request's maximum:
 # buffers under glibc's (raised) mmap threshold are reused instead of faulted in afresh.
 _COALESCE_GAP_BYTES = 1024 * 1024
 _REQUEST_MAX_BYTES = 8 * 1024 * 1024
+# Temp files one pack worker keeps open (8 workers: 128 descriptors, well under the usual
+# `ulimit -n` of 1024 however many files a pack holds; a Python environment has tens of
+# thousands). A file is closed after its last chunk in the pack, so the limit is rarely reached.
+_OPEN_FILES_PER_WORKER = 16
+_NAME_MAX_BYTES = 255
 
 
 @dataclass
@@ -62,6 +74,83 @@ def _check_inside(target: Path, path: str) -> Path:
     return final
 
 
+def _temp_path(final: Path) -> Path:
+    """`.<name>.restore-<8 hex>` beside `final`, the name cut to fit the file system's 255 bytes."""
+    suffix = f".restore-{secrets.token_hex(4)}"
+    name = os.fsencode(final.name)[: _NAME_MAX_BYTES - 1 - len(suffix)]
+    return final.with_name("." + os.fsdecode(name) + suffix)
+
+
+def remove_stale_temps(target: Path) -> int:
+    """Remove the temps of restores killed while writing under `target`; returns how many."""
+    removed = 0
+    pending = [target]
+    while pending:
+        try:
+            children = list(os.scandir(pending.pop()))
+        except OSError:
+            continue  # unreadable or just removed: nothing of ours can be in it
+        for child in children:
+            if child.is_dir(follow_symlinks=False):
+                pending.append(child.path)
+            elif RESTORE_TEMP_NAME.fullmatch(child.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(child.path)
+                    removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def _claimed(target: Path) -> Iterator[None]:
+    """Hold a shared lock on `target` while restoring into it, after removing stale temps if
+    no other restore holds one: the temps of a restore still running are not stale."""
+    descriptor = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another restore is writing here: its temps stay, a later restore cleans
+        else:
+            remove_stale_temps(target)
+        # Going from exclusive to shared unlocks for a moment: another restore may clean up
+        # then, which is harmless, as this one has no temp yet.
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+class _OpenFiles:
+    """The temp files one pack worker writes: each closed after its last chunk in the pack, and
+    at most `limit` open (the least recently written is closed, and reopened if needed)."""
+
+    def __init__(self, opener: Callable[[int], int], remaining: Counter, limit: int):
+        self.opener = opener
+        self.remaining = remaining  # number -> placements of this pack still to write
+        self.limit = limit
+        self.descriptors: OrderedDict[int, int] = OrderedDict()
+
+    def write(self, number: int, data: bytes, offset: int) -> None:
+        descriptor = self.descriptors.get(number)
+        if descriptor is None:
+            if len(self.descriptors) >= self.limit:
+                os.close(self.descriptors.popitem(last=False)[1])
+            descriptor = self.descriptors[number] = self.opener(number)
+        else:
+            self.descriptors.move_to_end(number)
+        os.pwrite(descriptor, data, offset)
+
+    def placed(self, number: int) -> None:
+        """One placement of file `number` is done (written, or failed its checks)."""
+        self.remaining[number] -= 1
+        if self.remaining[number] == 0 and number in self.descriptors:
+            os.close(self.descriptors.pop(number))
+
+    def close(self) -> None:
+        while self.descriptors:
+            os.close(self.descriptors.popitem()[1])
+
+
 def run_restore(
     repository: Repository,
     snapshot_id: str,
@@ -73,10 +162,21 @@ def run_restore(
     tune_allocator()
     manifest = repository.manifest(snapshot_id)
     entries = select_entries(manifest.tree, paths)
-    index = repository.index
-    result = RestoreResult(manifest.info.id)
+    index = repository.index  # a damaged index fails here, before the target is touched
     target.mkdir(parents=True, exist_ok=True)
+    with _claimed(target):
+        return _restore_into(repository, index, manifest.info.id, entries, target, progress)
 
+
+def _restore_into(
+    repository: Repository,
+    index: dict[bytes, IndexEntry],
+    snapshot_id: str,
+    entries: list[dict[str, Any]],
+    target: Path,
+    progress: ProgressCallback | None,
+) -> RestoreResult:
+    result = RestoreResult(snapshot_id)
     dirs = [entry for entry in entries if entry["type"] == "dir"]
     files = [entry for entry in entries if entry["type"] == "file"]
     for entry in dirs:
@@ -89,8 +189,7 @@ def run_restore(
     temp_paths: list[Path] = []
     missing_chunks: dict[int, str] = {}
     for number, entry in enumerate(files):
-        final = _check_inside(target, entry["path"])
-        temp_paths.append(final.with_name(f".{final.name}.restore-{secrets.token_hex(4)}"))
+        temp_paths.append(_temp_path(_check_inside(target, entry["path"])))
         offset = 0
         for chunk in entry["chunks"]:
             chunk_id = bytes.fromhex(chunk)
@@ -112,16 +211,30 @@ def run_restore(
     failed: dict[int, str] = dict(missing_chunks)
     damaged_packs: set[str] = set()
     lock = threading.Lock()
+    created: set[int] = set()
+    created_lock = threading.Lock()
+
+    def open_temp(number: int) -> int:
+        # Only the first open creates the temp: one removed under us (a restore into an outer
+        # folder cleaning up) then fails this restore instead of coming back with holes.
+        with created_lock:
+            flags = os.O_WRONLY
+            if number not in created:
+                flags |= os.O_CREAT | os.O_EXCL
+                created.add(number)
+            return os.open(temp_paths[number], flags, 0o600)
 
     def restore_pack(pack_id: str) -> int:
-        descriptors: dict[int, int] = {}
+        remaining = Counter(
+            number for chunk_id in by_pack[pack_id] for number, _offset in placements[chunk_id]
+        )
+        open_files = _OpenFiles(open_temp, remaining, _OPEN_FILES_PER_WORKER)
         try:
-            return restore_pack_into(pack_id, descriptors)
+            return restore_pack_into(pack_id, open_files)
         finally:
-            for descriptor in descriptors.values():
-                os.close(descriptor)
+            open_files.close()
 
-    def restore_pack_into(pack_id: str, descriptors: dict[int, int]) -> int:
+    def restore_pack_into(pack_id: str, open_files: _OpenFiles) -> int:
         chunk_ids = sorted(by_pack[pack_id], key=lambda chunk_id: index[chunk_id].offset)
         downloaded = 0
         ranges: list[list[bytes]] = []
@@ -155,14 +268,13 @@ def run_restore(
                         damaged_packs.add(pack_id)
                         for number, _offset in placements[chunk_id]:
                             failed[number] = f"pack {pack_id}: {error}"
-                    continue
+                    plain = None
                 for number, offset in placements[chunk_id]:
-                    descriptor = descriptors.get(number)
-                    if descriptor is None:
-                        descriptor = os.open(temp_paths[number], os.O_WRONLY | os.O_CREAT, 0o600)
-                        descriptors[number] = descriptor
-                    os.pwrite(descriptor, plain, offset)
-                meter.add(bytes_done=len(plain) * len(placements[chunk_id]))
+                    if plain is not None:
+                        open_files.write(number, plain, offset)
+                    open_files.placed(number)
+                if plain is not None:
+                    meter.add(bytes_done=len(plain) * len(placements[chunk_id]))
         return downloaded
 
     def finish_file(number: int) -> None:
@@ -171,15 +283,26 @@ def run_restore(
             temp.unlink(missing_ok=True)
             return
         if entry["size"] == 0:
-            temp.touch()
+            os.close(open_temp(number))
         os.chmod(temp, entry["mode"])
         os.utime(temp, ns=(entry["mtime_ns"], entry["mtime_ns"]))
         os.replace(temp, _check_inside(target, entry["path"]))
         meter.add(files_done=1)
 
-    with pool:
-        result.downloaded_bytes = sum(pool.map(restore_pack, list(by_pack)))
-        list(pool.map(finish_file, range(len(files))))
+    try:
+        with pool:
+            try:
+                result.downloaded_bytes = sum(pool.map(restore_pack, list(by_pack)))
+                list(pool.map(finish_file, range(len(files))))
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+    except BaseException:
+        # A store or file-system error (not damaged data, which fails only its files): no temp
+        # stays behind, and the files already renamed are whole.
+        for temp in temp_paths:
+            temp.unlink(missing_ok=True)
+        raise
     for number, entry in enumerate(files):
         if number in failed:
             result.failed_paths.append(entry["path"])
@@ -192,10 +315,14 @@ def run_restore(
             continue
         final = _check_inside(target, entry["path"])
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f".{final.name}.restore-{secrets.token_hex(4)}")
+        temp = _temp_path(final)
         os.symlink(entry["target"], temp)
-        os.utime(temp, ns=(entry["mtime_ns"], entry["mtime_ns"]), follow_symlinks=False)
-        os.replace(temp, final)
+        try:
+            os.utime(temp, ns=(entry["mtime_ns"], entry["mtime_ns"]), follow_symlinks=False)
+            os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
         result.symlinks += 1
 
     for entry in sorted(dirs, key=lambda entry: entry["path"].count("/"), reverse=True):
