@@ -24,19 +24,17 @@ class CommandHooks:
     secret_arguments: ArgumentsHook | None = None
 
 
-_hooks: dict[str, CommandHooks] = {}
+_hooks: dict[str, list[CommandHooks]] = {}
 _sync_hooks: list[SyncHook] = []
 
 
 def register_command_hooks(kind: str, hooks: CommandHooks) -> None:
-    """What a report of a `kind` command means to the app that queued it. Hooks of one kind
-    from several apps combine (instances handles a restore's result, snapshots its secrets)."""
-    current = _hooks.get(kind, CommandHooks())
-    _hooks[kind] = CommandHooks(
-        on_progress=hooks.on_progress or current.on_progress,
-        on_result=hooks.on_result or current.on_result,
-        secret_arguments=hooks.secret_arguments or current.secret_arguments,
-    )
+    """What a report of a `kind` command means to an app. Several apps may register for one
+    kind (instances runs a restored machine, snapshots tracks the customer's restore and adds
+    the repository's secrets): every hook runs, in the order the apps registered them."""
+    registered = _hooks.setdefault(kind, [])
+    if hooks not in registered:
+        registered.append(hooks)
 
 
 def register_sync_hook(hook: SyncHook) -> None:
@@ -46,17 +44,36 @@ def register_sync_hook(hook: SyncHook) -> None:
 
 
 def progress_hook(kind: str) -> ProgressHook | None:
-    return _hooks.get(kind, CommandHooks()).on_progress
+    hooks = [hooks.on_progress for hooks in _hooks.get(kind, []) if hooks.on_progress]
+    if not hooks:
+        return None
+
+    def on_progress(command: AgentCommand, report: dict) -> None:
+        for hook in hooks:
+            hook(command, report)
+
+    return on_progress
 
 
 def result_hook(kind: str) -> ResultHook | None:
-    return _hooks.get(kind, CommandHooks()).on_result
+    hooks = [hooks.on_result for hooks in _hooks.get(kind, []) if hooks.on_result]
+    if not hooks:
+        return None
+
+    def on_result(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
+        for hook in hooks:
+            hook(command, ok, detail, result)
+
+    return on_result
 
 
 def arguments_for(command: AgentCommand) -> dict:
-    """The command's stored arguments plus the secret ones its app adds at hand-out."""
-    hook = _hooks.get(command.kind, CommandHooks()).secret_arguments
-    return {**command.args, **(hook(command) if hook else {})}
+    """The command's stored arguments plus the secret ones its apps add at hand-out."""
+    arguments = dict(command.args)
+    for hooks in _hooks.get(command.kind, []):
+        if hooks.secret_arguments:
+            arguments.update(hooks.secret_arguments(command))
+    return arguments
 
 
 def sync_hooks() -> list[SyncHook]:

@@ -42,8 +42,10 @@ def _seconds(since: datetime | None, until: datetime) -> float | None:
 
 
 def agent_booted(instance_id: str) -> str:
-    """First beats of a booting machine: restore the latest sync if it must, else run.
-    Returns the status the agent is told."""
+    """First beats of a booting machine: restore the workspace if it must (the newest sync of a
+    woken or recovered instance, the snapshot a new instance was restored from), else run.
+    The instance stays in its booting status until the restore is done. Returns the status the
+    agent is told."""
     with transaction.atomic():
         instance = Instance.objects.select_for_update().get(pk=instance_id)
         if instance.status not in BOOTING:
@@ -76,11 +78,16 @@ def agent_booted(instance_id: str) -> str:
                     "instance_tag": f"instance:{instance.pk}",
                 },
             )
+            # Not running yet: users would find a workspace still being written. Say why.
+            Instance.objects.filter(pk=instance.pk).update(
+                status_reason="machine up; restoring the workspace"
+            )
         return instance.status
 
 
 def restore_finished(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
-    """Command hook: the new machine restored the sync (→ running), or could not (→ error)."""
+    """Command hook: the new machine restored the workspace (→ running), or could not (→ error:
+    its machine is stopped, and nothing was billed since it never ran)."""
     instance = Instance.objects.select_for_update().get(pk=command.instance_id)
     if instance.status not in BOOTING:
         return
@@ -88,7 +95,7 @@ def restore_finished(command: AgentCommand, ok: bool, detail: str, result: dict)
         transition(
             instance,
             Status.ERROR,
-            reason=f"restoring the latest sync failed: {detail}"[:300],
+            reason=f"restoring the workspace failed: {detail}"[:300],
             actor="agent",
         )
         return

@@ -17,12 +17,11 @@ class SnapshotsConfig(AppConfig):
                 secret_arguments=services.repository_arguments,
             ),
         )
+        # A customer's restore is carried out by the new machine's workspace restore.
         register_command_hooks(
-            services.RESTORE_COMMAND,
+            services.RESTORE_LATEST_COMMAND,
             CommandHooks(
-                on_progress=services.restore_progress,
-                on_result=services.restore_finished,
-                secret_arguments=services.repository_arguments,
+                on_progress=services.restore_progress, on_result=services.restore_finished
             ),
         )
         # Commands that read or write the repository: the instance's agent's and its standby's.

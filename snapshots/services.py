@@ -2,10 +2,12 @@
 
 A snapshot is taken by the instance's agent: we queue a `snapshot` command, the agent runs the
 engine on its workspace, reports progress in its heartbeats and the engine's snapshot id at the
-end (the command hooks below). A restore creates a new instance (any GPU, any region); when
-that instance is running, its agent gets a `restore` command. Every running instance also gets
-a `sync` command: its agent snapshots the workspace incrementally every few seconds, which is
-what failover and hibernation restore from.
+end (the command hooks below). A restore creates a new instance (any GPU, any region) that must
+restore the snapshot before it runs: its agent restores it as soon as it reports in, exactly as
+a woken machine restores its newest sync (instances/recovery.py), and the instance becomes
+`running` only when every file is there (or `error`, with the reason, when the restore fails).
+Every running instance also gets a `sync` command: its agent snapshots the workspace
+incrementally every few seconds, which is what failover and hibernation restore from.
 """
 
 from dataclasses import replace
@@ -18,14 +20,15 @@ from django.utils import timezone
 from billing.storage import report_stored_bytes
 from dumont.live import push_after_commit
 from instances.models import AgentCommand, Instance, InstanceEvent
+from instances.recovery import RESTORE_LATEST
 from instances.services import InstanceRequest, create_instance, queue_command
-from snapshots import repositories
+from snapshots import repositories, storage_tokens
 from snapshots.exceptions import InstanceNotRunning, SnapshotBusy, SnapshotNotReady
 from snapshots.models import Restore, Snapshot, SnapshotRepository
 from webhooks.services import emit
 
 SNAPSHOT_COMMAND = "snapshot"
-RESTORE_COMMAND = "restore"
+RESTORE_LATEST_COMMAND = RESTORE_LATEST  # a new machine restoring its instance's workspace
 SYNC_COMMAND = "sync"
 SYNC_TAG = "sync"
 IN_PROGRESS = (Snapshot.Status.PENDING, Snapshot.Status.RUNNING)
@@ -235,6 +238,10 @@ def restore_snapshot(snapshot: Snapshot, request: InstanceRequest, *, actor: str
         request = replace(request, name=f"{snapshot.name}-restored")
     with transaction.atomic():
         instance = create_instance(snapshot.tenant, request, actor=actor)
+        # Its first machine restores the snapshot before the instance runs (recovery).
+        Instance.objects.filter(pk=instance.pk).update(
+            needs_restore=True, restore_snapshot_id=snapshot.engine_snapshot_id
+        )
         restore = Restore.objects.create(
             tenant_id=snapshot.tenant_id,
             snapshot=snapshot,
@@ -244,18 +251,37 @@ def restore_snapshot(snapshot: Snapshot, request: InstanceRequest, *, actor: str
     return restore
 
 
+def _restore_of(command: AgentCommand) -> Restore | None:
+    """The customer's restore that a machine's workspace restore carries out, if any (a wake or a
+    failover restores a sync, with no such row)."""
+    return (
+        Restore.objects.select_for_update()
+        .filter(
+            instance_id=command.instance_id,
+            status__in=[Restore.Status.WAITING, Restore.Status.RUNNING],
+        )
+        .first()
+    )
+
+
 def restore_progress(command: AgentCommand, report: dict) -> None:
-    restore = Restore.objects.select_for_update().filter(command=command).first()
-    if restore is None or restore.status != Restore.Status.RUNNING:
+    """Command hook: the restoring machine is this far."""
+    restore = _restore_of(command)
+    if restore is None:
         return
-    restore.save(update_fields=_progress_fields(restore, report))
+    fields = _progress_fields(restore, report)
+    restore.status, restore.command = Restore.Status.RUNNING, command
+    restore.save(update_fields=[*fields, "status", "command"])
     push_after_commit(restore.tenant_id, "snapshot.restore_progress", restore_payload(restore))
 
 
 def restore_finished(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
-    restore = Restore.objects.select_for_update().filter(command=command).first()
-    if restore is None or restore.status != Restore.Status.RUNNING:
+    """Command hook: the machine restored the snapshot (its instance now runs) or could not (its
+    instance is in `error` with the same reason)."""
+    restore = _restore_of(command)
+    if restore is None:
         return
+    restore.command = command
     restore.status = Restore.Status.COMPLETED if ok else Restore.Status.FAILED
     restore.error = "" if ok else detail[:2000]
     restore.completed_at = timezone.now()
@@ -286,20 +312,10 @@ def restore_payload(restore: Restore) -> dict:
 
 
 def instance_transitioned(instance: Instance, event: InstanceEvent) -> None:
-    """Transition hook: a machine that starts running gets its restores, then continuous sync."""
+    """Transition hook: a machine that starts running (its workspace restored, if it had one to
+    restore) gets continuous sync."""
     if event.to_status != Instance.Status.RUNNING:
         return
-    waiting = Restore.objects.select_for_update().filter(
-        instance=instance, status=Restore.Status.WAITING
-    )
-    for restore in waiting:
-        restore.command = queue_command(
-            instance,
-            RESTORE_COMMAND,
-            {"restore_id": restore.pk, "snapshot_id": restore.engine_snapshot_id},
-        )
-        restore.status = Restore.Status.RUNNING
-        restore.save(update_fields=["command", "status"])
     if instance.last_sync_snapshot_id:
         # It synced before (a wake, a failover), so its repository exists: sync at once. The
         # command rides on the reply to the very beat that reported the restore.
@@ -339,8 +355,10 @@ def _queue_sync(instance: Instance) -> None:
 
 
 def repository_arguments(command: AgentCommand) -> dict:
-    """Arguments hook: the repository and its secret, added at hand-out and never stored."""
-    return repositories.access_for(command.tenant_id).as_command_args()
+    """Arguments hook, added at hand-out and never stored: the storage gateway, a short-lived
+    token for the machine the command goes to, and the repository secret (no platform keys)."""
+    machine = storage_tokens.machine_of_command(command)
+    return storage_tokens.machine_access(command.tenant_id, machine)
 
 
 def sync_reported(instance: Instance, report: dict) -> None:
