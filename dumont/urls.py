@@ -28,6 +28,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),  # Prometheus (dumont/metrics.py)
     path("api/", include(api_patterns)),
+    path("storage/v1/", include("snapshots.gateway")),  # machines' repository access, not /api/
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("allauth.urls")),  # sign-up, sign-in, 2FA (django-allauth)
     path("", include("portal.urls")),

@@ -2,8 +2,10 @@
 
 The secret of a tenant's repository is HMAC-SHA256(SNAPSHOT_MASTER_KEY, "tenant:<id>"): the
 platform can open every repository, and an agent receives only its own tenant's secret (a
-machine that leaks it exposes that tenant's snapshots, never another's). The engine derives
-the key that wraps the repository's random data keys from this secret (snapshots/engine/crypto).
+machine that leaks it exposes that tenant's snapshots, never another's), with a storage token
+that lets it read and add to that repository only (storage_tokens.py, gateway.py). The engine
+derives the key that wraps the repository's random data keys from this secret
+(snapshots/engine/crypto).
 """
 
 import hashlib
@@ -29,7 +31,8 @@ KDF_COST = 2**10
 
 @dataclass(frozen=True)
 class RepositoryAccess:
-    """What an agent needs to read and write one tenant's repository."""
+    """How the control plane opens one tenant's repository: with the platform's store keys,
+    which never leave it (machines go through the storage gateway: gateway.py)."""
 
     location: str
     secret: str
@@ -37,16 +40,6 @@ class RepositoryAccess:
     region: str = ""
     access_key_id: str = ""
     secret_access_key: str = ""
-
-    def as_command_args(self) -> dict:
-        return {
-            "repository": self.location,
-            "secret": self.secret,
-            "endpoint_url": self.endpoint_url,
-            "region": self.region,
-            "access_key_id": self.access_key_id,
-            "secret_access_key": self.secret_access_key,
-        }
 
 
 def secret_for(tenant_id: int, master_key: str | None = None) -> str:
@@ -57,7 +50,7 @@ def secret_for(tenant_id: int, master_key: str | None = None) -> str:
 def location_for(tenant_id: int) -> str:
     base = settings.SNAPSHOT_STORE_URL.rstrip("/")
     if not base.startswith("s3://"):
-        base = str(Path(base).resolve())  # agents run in their workspace, not here
+        base = str(Path(base).resolve())  # the worker and web may run in other folders
     return f"{base}/tenant-{tenant_id}"
 
 

@@ -85,7 +85,7 @@ class Agent:
         self.results: list[dict] = []
         self.stop = threading.Event()
         self.interval = config.heartbeat_seconds
-        engine = make_engine(list(config.engine_command))
+        engine = make_engine(list(config.engine_command), config)
         self.jobs = Jobs(engine, config.workspace)
         self.sync = Sync(engine, config.workspace, config.state_dir, self.jobs)
         self.jobs.sync = self.sync

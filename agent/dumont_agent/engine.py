@@ -7,8 +7,12 @@ Two ways to run it, chosen by the config's `engine_command`:
   opened repository is kept between operations and only what is new in the store is read.
 - `CommandEngine` (when `engine_command` names one): a subprocess per operation, which prints
   progress as JSON lines on stderr and its result as JSON on stdout, for an engine installed
-  apart from the agent. The repository, its secret and any S3 credentials go in its
+  apart from the agent. The repository, its secret and the storage token go in its
   environment, never on its command line (other users of the machine can read command lines).
+
+The repository is the control plane's storage gateway (`https://.../storage/v1/`), reached with
+a short-lived storage token that storage.py keeps fresh; a folder or `s3://` location (with
+credentials in the args) still opens directly, for tests and engines run by hand.
 
 Both return the engine CLI's JSON documents and raise JobFailed with a one-line reason.
 """
@@ -21,6 +25,8 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
+from dumont_agent.storage import StorageAccess
+
 Progress = Callable[[dict], None]
 
 
@@ -29,6 +35,8 @@ class JobFailed(Exception):
 
 
 class Engine:
+    storage: StorageAccess
+
     def backup(self, args: dict, path: str, tags: list[str], on_progress: Progress) -> dict:
         raise NotImplementedError
 
@@ -46,8 +54,9 @@ def _ignore(report: dict) -> None:
 class CommandEngine(Engine):
     """Runs `command` (`python -m snapshots.engine` or another build of it) once per operation."""
 
-    def __init__(self, command: list[str]):
+    def __init__(self, command: list[str], storage: StorageAccess | None = None):
         self.command = command
+        self.storage = storage or StorageAccess()
 
     def backup(self, args, path, tags, on_progress):
         tag_arguments = [argument for tag in tags for argument in ("--tag", tag)]
@@ -59,11 +68,15 @@ class CommandEngine(Engine):
     def snapshots(self, args):
         return self.run(["snapshots"], args, _ignore)
 
-    @staticmethod
-    def environment(args: dict) -> dict[str, str]:
+    def environment(self, args: dict) -> dict[str, str]:
+        """The engine process's environment. Its storage token is renewed here, before each
+        operation, and must outlive it (STORAGE_TOKEN_SECONDS; half of it is left at least)."""
+        args = self.storage.complete(args)
         env = dict(os.environ)
         env["DUMONT_SNAPSHOT_REPOSITORY"] = str(args.get("repository", ""))
         env["DUMONT_SNAPSHOT_SECRET"] = str(args.get("secret", ""))
+        if str(args.get("repository", "")).startswith(("http://", "https://")):
+            env["DUMONT_STORAGE_TOKEN"] = self.storage.token()
         for key, variable in (
             ("endpoint_url", "DUMONT_SNAPSHOT_ENDPOINT_URL"),
             ("access_key_id", "AWS_ACCESS_KEY_ID"),
@@ -76,11 +89,15 @@ class CommandEngine(Engine):
 
     def run(self, arguments: list[str], args: dict, on_progress: Progress):
         """Run one engine command; returns its JSON result or raises JobFailed."""
+        try:
+            environment = self.environment(args)
+        except OSError as error:  # no storage token to be had
+            raise JobFailed(f"error: {error}") from error
         process = subprocess.Popen(
             [*self.command, "--json", "--progress-jsonl", *arguments],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=self.environment(args),
+            env=environment,
             text=True,
         )
         errors: list[str] = []
@@ -117,7 +134,8 @@ class LibraryEngine(Engine):
 
     IDLE_PER_REPOSITORY = 2
 
-    def __init__(self):
+    def __init__(self, storage: StorageAccess | None = None):
+        self.storage = storage or StorageAccess()
         self.lock = threading.Lock()
         self.idle: dict[tuple, list] = {}
         # Imported here, in the main thread: the jobs' threads importing it at once would see
@@ -149,6 +167,14 @@ class LibraryEngine(Engine):
 
     @contextlib.contextmanager
     def _opened(self, args: dict) -> Iterator:
+        if self.missing:
+            raise JobFailed(self.missing)
+        try:
+            args = self.storage.complete(args)
+        except OSError as error:  # no storage token to be had
+            raise JobFailed(f"error: {error}") from error
+        # Not the token: it changes every hour, the repository does not (the store asks
+        # self.storage for the current token at each request).
         key = tuple(
             str(args.get(name) or "")
             for name in (
@@ -160,8 +186,6 @@ class LibraryEngine(Engine):
                 "region",
             )
         )
-        if self.missing:
-            raise JobFailed(self.missing)
         try:
             with self.lock:
                 idle = self.idle.get(key)
@@ -200,7 +224,10 @@ class LibraryEngine(Engine):
             )
             if value
         }
-        store = self.open_store(location, endpoint_url=endpoint_url or None, **credentials)
+        if location.startswith(("http://", "https://")):
+            store = self.open_store(location, token=self.storage.token)
+        else:
+            store = self.open_store(location, endpoint_url=endpoint_url or None, **credentials)
         return self.Repository.open(store, secret)
 
 
@@ -208,6 +235,8 @@ def _reporting(on_progress: Progress):
     return lambda progress: on_progress(dataclasses.asdict(progress))
 
 
-def make_engine(command: list[str] | None) -> Engine:
-    """The engine named by the config: a command, else the library in this process."""
-    return CommandEngine(command) if command else LibraryEngine()
+def make_engine(command: list[str] | None, config=None) -> Engine:
+    """The engine named by the config: a command, else the library in this process. With the
+    agent's config, it renews storage tokens through the API with the agent's own token."""
+    storage = StorageAccess(config.api_url, config.token) if config is not None else None
+    return CommandEngine(command, storage) if command else LibraryEngine(storage)

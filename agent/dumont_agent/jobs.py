@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dumont_agent.engine import Engine, JobFailed
 from dumont_agent.fence import WorkspaceFence
+from dumont_agent.storage import without_access
 
 logger = logging.getLogger("dumont-agent")
 # restore_latest: a new machine restores the instance's newest sync (wake, failover);
@@ -151,8 +152,9 @@ def _progress_fields(report: dict) -> dict:
 
 
 class Loop:
-    """A background loop whose settings (a repository secret among them) are kept in a 0600
-    file beside the agent's config, so an agent restarted on the same machine resumes it."""
+    """A background loop whose settings are kept in a 0600 file beside the agent's config, so an
+    agent restarted on the same machine resumes it. Never the repository's access (storage.py):
+    a resumed loop asks the API for it."""
 
     state_file: Path
     lock: threading.Lock
@@ -169,7 +171,9 @@ class Loop:
     def _resume(self) -> None:
         if self.state_file.exists():
             try:
-                self.configure(json.loads(self.state_file.read_text()), save=False)
+                saved = json.loads(self.state_file.read_text())
+                # An older agent's file holds the repository's access: rewritten without it.
+                self.configure(without_access(saved), save=saved != without_access(saved))
             except (OSError, ValueError) as error:
                 logger.warning("ignoring %s: %s", self.state_file, error)
 
@@ -180,7 +184,7 @@ class Loop:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w") as handle:
-                json.dump(args, handle)
+                json.dump(without_access(args), handle)
         if self.thread is None:
             self.thread = threading.Thread(target=self._loop, daemon=True)
             self.thread.start()
@@ -198,7 +202,7 @@ def pause_after(interval: float, elapsed: float) -> float:
 class Sync(Loop):
     """Continuous sync: an incremental snapshot of the workspace every few seconds.
 
-    The settings (including the repository secret) are kept in a 0600 file beside the agent's
+    The settings (not the repository's access) are kept in a 0600 file beside the agent's
     config, so an agent restarted on the same machine goes on syncing before the API says so.
     Syncs pause while a restore writes the workspace.
     """

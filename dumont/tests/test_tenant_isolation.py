@@ -290,6 +290,7 @@ ROUTES: dict[str, Case] = {
     "agent-heartbeat": Case(
         "singleton", _make_instance, Instance, body={"gpu_utilization_percent": 1}
     ),
+    "agent-storage-token": Case("singleton", _make_instance, Instance),
     "webhook-list": Case(
         "list",
         _make_webhook,

@@ -1,7 +1,8 @@
 """`python -m snapshots.engine`: the command line of the snapshot engine.
 
 Repository: `--repo PATH` or `--repo s3://bucket/prefix` (with `--endpoint-url` for MinIO, B2,
-...; credentials from the usual AWS variables), or env `DUMONT_SNAPSHOT_REPOSITORY`.
+...; credentials from the usual AWS variables), or `--repo https://.../storage/v1/` (the storage
+gateway; its token in env `DUMONT_STORAGE_TOKEN`), or env `DUMONT_SNAPSHOT_REPOSITORY`.
 Master secret: `--secret-file FILE` or env `DUMONT_SNAPSHOT_SECRET`.
 Any error prints one line on stderr and exits 1 (2 for usage errors, 3 for damaged data).
 """
@@ -137,7 +138,11 @@ def emit(arguments: argparse.Namespace, document: Any, text: str) -> None:
 def run(arguments: argparse.Namespace) -> int:
     if not arguments.repo:
         raise EngineError("no repository: use --repo or DUMONT_SNAPSHOT_REPOSITORY")
-    store = open_store(arguments.repo, endpoint_url=arguments.endpoint_url)
+    store = open_store(
+        arguments.repo,
+        endpoint_url=arguments.endpoint_url,
+        token=os.environ.get("DUMONT_STORAGE_TOKEN") or None,
+    )
     secret = read_secret(arguments)
     progress = None if arguments.quiet or arguments.json else print_progress
     if arguments.progress_jsonl:

@@ -25,6 +25,16 @@ class ObjectNotFound(EngineError):
     """A store has no object under this key."""
 
 
+class ObjectExists(EngineError):
+    """A create-only put (`put_new`, or any put through the storage gateway outside `locks/`)
+    found an object already under this key."""
+
+
+class GatewayRefused(EngineError):
+    """The storage gateway refused a request: the machine's token, or a key or a write the
+    gateway does not allow (snapshots/gateway.py)."""
+
+
 class DamagedData(EngineError):
     """A blob failed authentication or its id check: names the pack and the files it breaks."""
 
