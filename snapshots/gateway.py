@@ -26,12 +26,13 @@ import functools
 import logging
 import re
 import tempfile
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -59,6 +60,8 @@ LIST_PAGE_SIZE = 5000
 # upload never holds more than this in memory, and its length is checked before it is stored.
 SPOOL_MEMORY_BYTES = 1024 * 1024
 READ_BYTES = 1024 * 1024
+# Reads up to this size are answered in one piece; longer ones are streamed in pieces of it.
+DIRECT_READ_BYTES = 16 * 1024 * 1024
 
 
 class LengthRequired(DumontError):
@@ -239,27 +242,48 @@ def _list(root: str, request: HttpRequest) -> JsonResponse:
 def _get(root: str, key: str, request: HttpRequest) -> HttpResponse:
     store = platform_store()
     wanted = _RANGE.fullmatch(request.headers.get("Range", "").strip())
-    try:
-        if wanted is None:
-            return _binary(store.get(root + key), 200)
-        start = int(wanted[1])
-        if wanted[2]:
-            end = int(wanted[2])
-            if end < start:
-                raise RangeNotSatisfiable("The range ends before it starts.")
-        else:
-            found = store.stat(root + key)
-            if found is None:
-                raise NotFound()
-            end = found.size - 1
-        data = store.get_range(root + key, start, end - start + 1)
-    except ObjectNotFound:
-        raise NotFound() from None
-    if not data:
+    start = int(wanted[1]) if wanted else 0
+    end = int(wanted[2]) if wanted and wanted[2] else None  # inclusive
+    if end is not None and end < start:
+        raise RangeNotSatisfiable("The range ends before it starts.")
+    if end is not None and end - start < DIRECT_READ_BYTES:
+        # What restores ask for (at most ~8 MiB of a pack): one read, no size lookup first.
+        try:
+            data = store.get_range(root + key, start, end - start + 1)
+        except ObjectNotFound:
+            raise NotFound() from None
+        if not data:
+            raise RangeNotSatisfiable()
+        response = _binary(data, 206)
+        response["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/*"
+        return response
+    # A whole object or a long range: streamed in pieces, so a reader never makes this
+    # process hold an object (up to STORAGE_MAX_OBJECT_BYTES) in memory.
+    found = store.stat(root + key)
+    if found is None:
+        raise NotFound()
+    last = found.size - 1 if end is None else min(end, found.size - 1)
+    if wanted and start > last:
         raise RangeNotSatisfiable()
-    response = _binary(data, 206)
-    response["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/*"
+    response = StreamingHttpResponse(
+        _pieces(store, root + key, start, last),
+        status=206 if wanted else 200,
+        content_type="application/octet-stream",
+    )
+    response["Content-Length"] = str(last - start + 1)
+    if wanted:
+        response["Content-Range"] = f"bytes {start}-{last}/{found.size}"
     return response
+
+
+def _pieces(store: Store, key: str, start: int, last: int) -> Iterator[bytes]:
+    position = start
+    while position <= last:
+        data = store.get_range(key, position, min(DIRECT_READ_BYTES, last - position + 1))
+        if not data:
+            return  # shortened since the stat (it cannot be, objects never change): stop
+        yield data
+        position += len(data)
 
 
 def _binary(data: bytes, status: int) -> HttpResponse:
