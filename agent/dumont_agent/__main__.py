@@ -89,7 +89,9 @@ class Agent:
         self.jobs = Jobs(engine, config.workspace)
         self.sync = Sync(engine, config.workspace, config.state_dir, self.jobs)
         self.jobs.sync = self.sync
-        self.follow = Follow(engine, config.workspace, config.state_dir, self.sync)
+        self.follow = Follow(
+            engine, config.workspace, config.state_dir, self.sync, fence=self.jobs.fence
+        )
         self.jobs.follow = self.follow
         self.activity = ActivityProbe(config.load_file, self.sync.workspace_changed)
         if self.jobs.fence.is_up:

@@ -11,6 +11,8 @@ Before the final sync the agent
 When the sync succeeds the machine is released with its processes paused. When it fails, `thaw`
 undoes both steps (the processes resume, the workspace is back), and so does an agent that
 starts and finds a fenced workspace (the machine was stopped, with its disk, and started again).
+A CPU standby handing the workspace back to a new GPU (failover) fences the same way for its
+final sync, and stays fenced until the GPU has synced (see jobs.Follow).
 
 On a real machine the customer's processes are the container's; on the simulator they are the
 programs writing into the machine's folder. The agent itself and its parents are never paused.
@@ -19,6 +21,7 @@ programs writing into the machine's folder. The agent itself and its parents are
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -62,6 +65,18 @@ class WorkspaceFence:
         # Paused by this agent, or by an earlier one before the machine was stopped.
         resumed = set(self.paused) | set(processes_using(self.workspace))
         for pid in resumed:
+            _signal(pid, signal.SIGCONT)
+        self.paused = []
+
+    def discard(self) -> None:
+        """Drop a fenced workspace whose content is safe elsewhere (a standby after its final
+        sync, once the new GPU has synced): the notice and the fenced tree go, and the processes
+        paused in it resume in a folder that no longer exists (their writes fail, visibly)."""
+        if self.is_up:
+            if self.workspace.is_file() or self.workspace.is_symlink():
+                self.workspace.unlink()
+            shutil.rmtree(self.fenced, ignore_errors=True)
+        for pid in self.paused:
             _signal(pid, signal.SIGCONT)
         self.paused = []
 

@@ -351,11 +351,19 @@ class Follow(Loop):
 
     STATE_FILE = "follow.json"
 
-    def __init__(self, engine: Engine, workspace: Path, state_dir: Path, sync: Sync):
+    def __init__(
+        self,
+        engine: Engine,
+        workspace: Path,
+        state_dir: Path,
+        sync: Sync,
+        fence: WorkspaceFence | None = None,
+    ):
         self.engine = engine
         self.workspace = workspace
         self.state_file = state_dir / self.STATE_FILE
         self.sync = sync
+        self.fence = fence or WorkspaceFence(workspace)
         self.lock = threading.Lock()
         self.step_lock = threading.Lock()
         self.args: dict | None = None
@@ -400,7 +408,9 @@ class Follow(Loop):
             self.engine.restore(args, newest, str(fresh), lambda report: None)
             old = self.workspace.with_name(self.workspace.name + ".old")
             _remove(old)
-            if self.workspace.exists():
+            if self.fence.is_up:
+                self.fence.discard()  # fenced by a demote: its final sync is on the GPU now
+            elif self.workspace.exists():
                 self.workspace.rename(old)
             fresh.rename(self.workspace)
             _remove(old)
@@ -415,6 +425,8 @@ class Follow(Loop):
     def promote(self, args: dict) -> dict:
         """Catch up on the newest sync, then serve: users work here, and it is synced."""
         snapshot_id = self.step()
+        if self.fence.is_up:
+            self.fence.thaw()  # still fenced by the last demote, whose sync is the newest
         with self.lock:
             self.is_serving = True
         interval = (self.args or {}).get("interval_seconds", 10)
@@ -422,10 +434,21 @@ class Follow(Loop):
         return {"snapshot_id": snapshot_id, "snapshot_time": self.restored_time}
 
     def demote(self) -> dict:
-        """A final sync of what users did here (the new GPU restores it); follow again."""
-        report = self.sync.sync_once() or {}
+        """A final sync of what users did here (the new GPU restores it); follow again.
+
+        The workspace is fenced for the sync (fence.py), and stays fenced: users are still sent
+        here until the GPU runs, and a write here now would be lost without a word. It goes when
+        the GPU's first sync is followed (`step`), or comes back if this standby serves again
+        before that (a second interruption: the fenced tree is that final sync)."""
+        fenced = self.fence.freeze()
+        try:
+            report = self.sync.sync_once(root=fenced) or {}
+        except BaseException:
+            self.fence.thaw()
+            raise
         self.sync.disable()
         if "snapshot_id" not in report:
+            self.fence.thaw()
             raise JobFailed(report.get("error", "the final sync did not complete"))
         with self.lock:
             self.is_serving = False

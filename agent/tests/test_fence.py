@@ -12,7 +12,7 @@ from conftest import wait_until
 from dumont_agent.activity import ActivityProbe, network_bytes
 from dumont_agent.engine import JobFailed, LibraryEngine
 from dumont_agent.fence import WorkspaceFence
-from dumont_agent.jobs import Jobs, Sync
+from dumont_agent.jobs import Follow, Jobs, Sync
 from snapshots.engine.repository import Repository
 from snapshots.engine.store import LocalStore
 
@@ -166,3 +166,70 @@ def test_network_bytes_leave_out_loopback(tmp_path):
     )
 
     assert network_bytes(counters) == 150
+
+
+@pytest.fixture
+def standby(tmp_path: Path):
+    """A standby's agent serving a workspace (promoted), on a local repository."""
+    Repository.init(LocalStore(tmp_path / "repo"), SECRET, kdf_cost=2**10)
+    workspace = tmp_path / "standby-workspace"
+    workspace.mkdir()
+    engine = LibraryEngine()
+    jobs = Jobs(engine, workspace)
+    sync = Sync(engine, workspace, tmp_path / "state", jobs)
+    follow = Follow(engine, workspace, tmp_path / "state", sync, fence=jobs.fence)
+    args = {
+        "repository": str(tmp_path / "repo"),
+        "secret": SECRET,
+        "instance_tag": "instance:i1",
+        "tags": ["sync", "instance:i1"],
+        "interval_seconds": 3600,
+    }
+    follow.configure(args, save=False)
+    follow.promote(args)
+    yield follow, workspace, engine, args
+    for loop in (sync, follow):
+        loop.wake.set()
+    sync.stop.set()
+
+
+def test_a_standby_handing_back_to_the_gpu_keeps_writes_out_until_the_gpu_has_synced(
+    standby, tmp_path
+):
+    follow, workspace, engine, args = standby
+    writer = subprocess.Popen([sys.executable, "-c", WRITER], cwd=workspace)
+    try:
+        wait_until(lambda: (workspace / "log.txt").exists(), timeout=20)
+
+        demoted = follow.demote()
+
+        assert _state(writer.pid) == "T"
+        with pytest.raises(NotADirectoryError):
+            (workspace / "late.txt").write_text("written on the standby after its final sync")
+        saved = _restored(tmp_path / "repo", demoted["snapshot_id"], tmp_path / "saved")
+        assert (saved / "log.txt").read_bytes() == (follow.fence.fenced / "log.txt").read_bytes()
+
+        gpu = tmp_path / "gpu-workspace"  # the new GPU restored it, worked, and synced
+        gpu.mkdir()
+        (gpu / "log.txt").write_bytes((saved / "log.txt").read_bytes() + b"gpu\n")
+        engine.backup(args, str(gpu), ["sync", "instance:i1"], lambda progress: None)
+        follow.step()
+
+        assert (workspace / "log.txt").read_bytes().endswith(b"gpu\n")
+        assert not follow.fence.is_up
+        wait_until(lambda: _state(writer.pid) != "T", timeout=20)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_a_standby_promoted_again_before_the_gpu_synced_serves_its_final_sync(standby):
+    follow, workspace, _engine, args = standby
+    (workspace / "notes.txt").write_text("written on the standby\n")
+    follow.demote()
+    assert follow.fence.is_up
+
+    follow.promote(args)  # a second interruption: the new GPU is lost before its first sync
+
+    assert (workspace / "notes.txt").read_text() == "written on the standby\n"
+    assert not follow.fence.is_up

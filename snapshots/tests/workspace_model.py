@@ -223,7 +223,8 @@ class WorkspaceChecker:
         return bool(running)
 
     def _with_status(self, status: str) -> list[str]:
-        return sorted(i for i, w in self.workspaces.items() if w.status == status)
+        # In creation order, not by id (ids are random): a seed always makes the same choices.
+        return [i for i, w in self.workspaces.items() if w.status == status]
 
     def _pick(self, status: str = "running", *, with_files: bool = False) -> Workspace:
         ids = [i for i in self._with_status(status) if not with_files or self.workspaces[i].current]
@@ -478,7 +479,7 @@ class WorkspaceChecker:
         return f"{workspace.instance_id} ({first} -> {second} -> {instance['provider_id']})"
 
     def op_delete_instance(self) -> str:
-        instance_id = self.random.choice(sorted(self.workspaces))
+        instance_id = self.random.choice(list(self.workspaces))
         self._api("DELETE", f"/api/instances/{instance_id}")
         self._wait_status(instance_id, "deleted")
         del self.workspaces[instance_id]
