@@ -33,8 +33,7 @@ def _snapshot(account, instance_id: str) -> str:
     assert created.status_code == 202, created.content
     snapshot_id = created.json()["id"]
     wait_until(
-        lambda: account.client.get(f"/api/snapshots/{snapshot_id}").json()["status"]
-        == "completed",
+        lambda: account.client.get(f"/api/snapshots/{snapshot_id}").json()["status"] == "completed",
         timeout=90,
     )
     return snapshot_id
@@ -46,9 +45,7 @@ def _restore(account, snapshot_id: str) -> str:
     return restored.json()["id"]
 
 
-def test_a_restored_instance_runs_only_once_its_whole_workspace_is_there(
-    owner, snapshot_platform
-):
+def test_a_restored_instance_runs_only_once_its_whole_workspace_is_there(owner, snapshot_platform):
     source = running_instance(owner, gpu="RTX 4090", region="US-East", max_price=2.0)
     _fill_with_many_files(workspace_of(snapshot_platform, source))
     original = tree_digest(workspace_of(snapshot_platform, source))
@@ -56,8 +53,9 @@ def test_a_restored_instance_runs_only_once_its_whole_workspace_is_there(
 
     instance_id = _restore(owner, snapshot_id)
     seen = wait_until(
-        lambda: (instance := Instance.objects.get(pk=instance_id)).status == Status.RUNNING
-        and instance,
+        lambda: (
+            (instance := Instance.objects.get(pk=instance_id)).status == Status.RUNNING and instance
+        ),
         timeout=120,
     )
 
