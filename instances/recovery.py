@@ -305,13 +305,18 @@ def new_provision_key(instance: Instance) -> dict:
     return {"provision_attempts": attempt, "provision_key": f"{instance.pk}-{attempt}"}
 
 
-def check_machine_lost(instance: Instance, machine_state: str) -> Failover | None:
-    """Reconcile saw the provider report the running instance's machine lost."""
-    at = timezone.now()
+def check_machine_lost(
+    instance: Instance, machine_state: str, *, at: datetime | None = None
+) -> Failover | None:
+    """The provider reports the running instance's machine lost (seen by reconcile, or asked
+    at once after a simulated interruption, which says when it happened: `at`)."""
+    at = at or timezone.now()
     if machine_state == "interrupted":
         record_interruption(instance, at)
     try:
-        return fail_over(instance.pk, reason=f"the provider reports the machine {machine_state}")
+        return fail_over(
+            instance.pk, reason=f"the provider reports the machine {machine_state}", at=at
+        )
     except InvalidTransition:
         return None
 

@@ -203,8 +203,9 @@ def simulate_interruption(instance: Instance, *, context) -> None:
         raise RoleForbidden("Only owners and admins can interrupt an instance.")
     if instance.status != Status.RUNNING:
         raise InvalidTransition(instance.status, Status.FAILING_OVER)
+    lost_at = timezone.now()
     get_provider("sim").interrupt(instance.provider_id)
-    tasks_queue.send("check_machine", instance.pk)
+    tasks_queue.send("check_machine", instance.pk, lost_at=lost_at.isoformat())
 
 
 def _move(instance: Instance, to_status: str, *, actor: str, reason: str, step: str) -> Instance:

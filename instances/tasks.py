@@ -10,6 +10,7 @@ import contextlib
 import logging
 
 from celery import shared_task
+from django.utils.dateparse import parse_datetime
 
 from instances import idle, recovery, services, standby
 from instances.exceptions import InvalidTransition
@@ -76,8 +77,10 @@ def recover(instance_id: str) -> None:
 
 
 @shared_task(**STEP_OPTIONS)
-def check_machine(instance_id: str) -> None:
-    """Ask the provider about one running instance's machine now; fail over if it is lost."""
+def check_machine(instance_id: str, lost_at: str = "") -> None:
+    """Ask the provider about one running instance's machine now; fail over if it is lost.
+    `lost_at` (ISO time): when the machine was taken, if the caller knows (the failover's RPO
+    and RTO count from then, not from when this task got its turn in the queue)."""
     instance = Instance.objects.get(pk=instance_id)
     if instance.status != Status.RUNNING or not instance.provider_id:
         return
@@ -87,7 +90,8 @@ def check_machine(instance_id: str) -> None:
     except MachineNotFound:
         state = "gone"
     if state in ("interrupted", "destroyed", "gone"):
-        recovery.check_machine_lost(instance, state)
+        at = parse_datetime(lost_at) if lost_at else None
+        recovery.check_machine_lost(instance, state, at=at)
 
 
 @shared_task(**STEP_OPTIONS)

@@ -11,8 +11,8 @@ def after_commit(step: str, argument: str) -> None:
     transaction.on_commit(lambda: task.delay(argument))
 
 
-def send(step: str, argument: str) -> None:
+def send(step: str, argument: str, **keywords: str) -> None:
     """Send task `instances.tasks.<step>` now."""
     from instances import tasks
 
-    getattr(tasks, step).delay(argument)
+    getattr(tasks, step).delay(argument, **keywords)

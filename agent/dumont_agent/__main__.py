@@ -89,6 +89,7 @@ class Agent:
         self.jobs = Jobs(engine, config.workspace)
         self.sync = Sync(engine, config.workspace, config.state_dir, self.jobs)
         self.jobs.sync = self.sync
+        self.jobs.reported = self.sync.reported  # either news ends the wait for the next beat
         self.follow = Follow(
             engine, config.workspace, config.state_dir, self.sync, fence=self.jobs.fence
         )
@@ -200,7 +201,7 @@ class Agent:
         return 0
 
     def _sleep(self, seconds: float) -> None:
-        """Until the next beat: `seconds`, or sooner when a sync has news for the API."""
+        """Until the next beat: `seconds`, or sooner when a sync or a job has news for the API."""
         deadline = time.monotonic() + seconds
         while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
             if self.sync.reported.wait(min(left, 0.5)):

@@ -39,6 +39,9 @@ class Jobs:
         self.results: dict[int, dict] = {}
         self.restoring = 0
         self.fence = WorkspaceFence(workspace)
+        # Set when a job finishes, so the agent reports it without waiting a heartbeat interval
+        # (a restored machine runs, a promoted standby serves, that much sooner).
+        self.reported: threading.Event | None = None
         self.sync: Sync | None = None  # set by the agent; final_sync uses it
         self.follow: Follow | None = None  # set by the agent on a standby
 
@@ -54,7 +57,18 @@ class Jobs:
         }[kind]
         if kind in RESTORE_KINDS:
             with self.lock:
-                self.restoring += 1
+                busy = self.restoring > 0
+                if busy:  # two restores interleaving their files would leave neither whole
+                    self.results[command["id"]] = {
+                        "id": command["id"],
+                        "ok": False,
+                        "detail": "a restore is already writing the workspace",
+                        "result": {},
+                    }
+                else:
+                    self.restoring += 1
+            if busy:
+                return
         thread = threading.Thread(
             target=self._run, args=(command["id"], kind, target, args), daemon=True
         )
@@ -85,6 +99,8 @@ class Jobs:
             }
             if kind in RESTORE_KINDS:
                 self.restoring -= 1
+        if self.reported is not None:
+            self.reported.set()  # the agent beats now: a finished job's result goes at once
 
     def _snapshot(self, args: dict, on_progress) -> dict:
         info = self.engine.backup(args, str(self.workspace), args.get("tags", []), on_progress)

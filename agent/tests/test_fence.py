@@ -233,3 +233,16 @@ def test_a_standby_promoted_again_before_the_gpu_synced_serves_its_final_sync(st
 
     assert (workspace / "notes.txt").read_text() == "written on the standby\n"
     assert not follow.fence.is_up
+
+
+def test_a_second_restore_while_one_writes_the_workspace_is_refused(machine):
+    jobs, _workspace, _repo = machine
+    with jobs.lock:
+        jobs.restoring += 1  # a restore is writing
+
+    jobs.start({"id": 7, "kind": "restore", "args": {"snapshot_id": "x"}})
+
+    _progress, results = jobs.pending()
+    assert results == [
+        {"id": 7, "ok": False, "detail": "a restore is already writing the workspace", "result": {}}
+    ]

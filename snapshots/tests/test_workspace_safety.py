@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from billing.models import Subscription, UsageInterval
 from conftest import wait_until
-from instances.models import Instance, Standby
+from instances.models import Failover, Instance, Standby
 from instances.reconcile import reconcile_all
 from snapshots.tests.test_snapshots import (
     fill_workspace,
@@ -202,3 +202,17 @@ def test_a_hibernated_instance_stops_its_standby_and_its_bill(owner, snapshot_pl
     assert snapshot_platform.get(f"/v1/machines/{standby.provider_id}")["state"] == "stopped"
     interval = UsageInterval.objects.get(subject_id=f"standby-{standby.pk}")
     assert interval.kind == "standby" and interval.ended_at is not None
+
+
+def test_a_simulated_interruption_is_timed_from_the_moment_the_machine_was_taken(
+    owner, snapshot_platform
+):
+    instance = running_instance(owner, gpu="RTX 4090", region="US-East", max_price=2.0)
+    asked = timezone.now()
+
+    owner.client.post(f"/api/instances/{instance['id']}/simulate-interruption")
+    answered = timezone.now()
+    _back_on_a_new_gpu(instance)
+
+    failover = Failover.objects.get(instance_id=instance["id"])
+    assert asked <= failover.interrupted_at <= answered  # not when a worker got to it
