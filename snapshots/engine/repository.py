@@ -25,6 +25,7 @@ from snapshots.engine.crypto import (
     wrap_keys,
 )
 from snapshots.engine.exceptions import (
+    DamagedData,
     EngineError,
     ObjectNotFound,
     RepositoryExists,
@@ -338,7 +339,8 @@ class Repository:
             try:
                 plain = self.keys.open(sealed, formats.index_associated_data(name))
             except BlobAuthenticationError:
-                raise EngineError(f"index {key} is damaged (authentication failed)") from None
+                damaged = f"index {key} is damaged (authentication failed)"
+                raise DamagedData(damaged, [], []) from None
             if name.startswith(formats.COMBINED_INDEX_PREFIX):
                 entries = formats.decode_combined_index(plain)
             else:
@@ -411,7 +413,7 @@ class Repository:
             try:
                 plain = self.keys.open(sealed, formats.snapshot_associated_data(snapshot_id))
             except BlobAuthenticationError:
-                raise EngineError(f"snapshot {snapshot_id} manifest is damaged") from None
+                raise DamagedData(f"snapshot {snapshot_id} manifest is damaged", [], []) from None
             self._manifests[snapshot_id] = Manifest.decode(plain)
         return self._manifests[snapshot_id]
 

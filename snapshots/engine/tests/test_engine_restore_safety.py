@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from snapshots.engine import DamagedData, EngineError, LocalStore, Repository, formats
+from snapshots.engine import DamagedData, LocalStore, Repository, formats
 from snapshots.engine.tests.conftest import (
     REPOSITORY_OPTIONS,
     SECRET,
@@ -304,7 +304,7 @@ def test_a_damaged_index_object_is_a_one_line_error_naming_it(tmp_path, damage):
     index_object = next((store.root / "index").iterdir())
     damage(index_object)
 
-    with pytest.raises(EngineError, match=rf"index index/{index_object.name} is damaged"):
+    with pytest.raises(DamagedData, match=rf"index index/{index_object.name} is damaged"):
         Repository.open(store, SECRET).restore(snapshot_id, tmp_path / "restored")
 
     assert not (tmp_path / "restored").exists()
@@ -333,7 +333,7 @@ def test_a_damaged_manifest_is_a_one_line_error_naming_the_snapshot(tmp_path, da
     store, snapshot_id = backed_up(tmp_path)
     damage(store.root / formats.snapshot_key(snapshot_id))
 
-    with pytest.raises(EngineError, match=f"snapshot {snapshot_id} manifest is damaged"):
+    with pytest.raises(DamagedData, match=f"snapshot {snapshot_id} manifest is damaged"):
         Repository.open(store, SECRET).restore(snapshot_id, tmp_path / "restored")
 
     assert not (tmp_path / "restored").exists()
