@@ -52,6 +52,30 @@ def status_of(url: str, token: str | None = None) -> int:
         return 0
 
 
+def launch_market(
+    home: Path, port: int, sim_port: int, *, provision_delay: float, sync_seconds: float
+) -> subprocess.Popen:
+    """`manage.py launch` on `home` as the simulated-market benches run it: quiet logs, agents
+    syncing every `sync_seconds`, reconcile every 5 s, its output in `home/launch.log`."""
+    env = {key: value for key, value in os.environ.items() if key not in EMBEDDED_VARIABLES}
+    env.update(
+        DUMONT_HOME=str(home),
+        LOG_LEVEL="WARNING",
+        SNAPSHOT_SYNC_INTERVAL_SECONDS=str(sync_seconds),
+        RECONCILE_INTERVAL_SECONDS="5",
+    )
+    command = [sys.executable, "manage.py", "launch", "--port", str(port)]
+    command += ["--sim-port", str(sim_port), "--stripe-port", str(free_port())]
+    command += ["--provision-delay", str(provision_delay)]
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=(home / "launch.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

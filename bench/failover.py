@@ -36,7 +36,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embedded_startup import EMBEDDED_VARIABLES, ROOT, free_port, status_of
+from embedded_startup import free_port, launch_market, status_of
 
 
 def call(base: str, token: str, path: str, body: dict | None = None, method: str = "GET"):
@@ -188,31 +188,12 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="dumont-failover-"))
     port, sim_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {key: value for key, value in os.environ.items() if key not in EMBEDDED_VARIABLES}
-    env.update(
-        DUMONT_HOME=str(home),
-        LOG_LEVEL="WARNING",
-        SNAPSHOT_SYNC_INTERVAL_SECONDS=str(arguments.sync_seconds),
-        RECONCILE_INTERVAL_SECONDS="5",
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "launch",
-            "--port",
-            str(port),
-            "--sim-port",
-            str(sim_port),
-            "--stripe-port",
-            str(free_port()),
-            "--provision-delay",
-            str(arguments.provision_delay),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=(home / "launch.log").open("ab"),
-        stderr=subprocess.STDOUT,
+    process = launch_market(
+        home,
+        port,
+        sim_port,
+        provision_delay=arguments.provision_delay,
+        sync_seconds=arguments.sync_seconds,
     )
     print(f"home: {home} (launch.log, stuck-*.log)", flush=True)
     load_samples: list[float] = []

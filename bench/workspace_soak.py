@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from embedded_startup import EMBEDDED_VARIABLES, ROOT, free_port, status_of
+from embedded_startup import free_port, launch_market, status_of
 
 from snapshots.tests.workspace_model import Platform, Violation, WorkspaceChecker
 
@@ -72,22 +72,12 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="dumont-soak-"))
     port, sim_port = free_port(), free_port()
     base, sim = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sim_port}"
-    env = {key: value for key, value in os.environ.items() if key not in EMBEDDED_VARIABLES}
-    env.update(
-        DUMONT_HOME=str(home),
-        LOG_LEVEL="WARNING",
-        SNAPSHOT_SYNC_INTERVAL_SECONDS=str(arguments.sync_seconds),
-        RECONCILE_INTERVAL_SECONDS="5",
-    )
-    command = [sys.executable, "manage.py", "launch", "--port", str(port)]
-    command += ["--sim-port", str(sim_port), "--stripe-port", str(free_port())]
-    command += ["--provision-delay", str(arguments.provision_delay)]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=(home / "launch.log").open("ab"),
-        stderr=subprocess.STDOUT,
+    process = launch_market(
+        home,
+        port,
+        sim_port,
+        provision_delay=arguments.provision_delay,
+        sync_seconds=arguments.sync_seconds,
     )
     print(f"home: {home}; seed {arguments.seed}", flush=True)
     loads: list[float] = []

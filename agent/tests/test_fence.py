@@ -29,15 +29,21 @@ for n in itertools.count():
 """
 
 
-@pytest.fixture
-def machine(tmp_path: Path):
+def _agent_parts(tmp_path: Path, name: str) -> tuple[LibraryEngine, Jobs, Sync, Path]:
+    """An agent's engine, jobs and sync on a workspace `name`, with a local repository."""
     Repository.init(LocalStore(tmp_path / "repo"), SECRET, kdf_cost=2**10)
-    workspace = tmp_path / "workspace"
+    workspace = tmp_path / name
     workspace.mkdir()
     engine = LibraryEngine()
     jobs = Jobs(engine, workspace)
     sync = Sync(engine, workspace, tmp_path / "state", jobs)
     jobs.sync = sync
+    return engine, jobs, sync, workspace
+
+
+@pytest.fixture
+def machine(tmp_path: Path):
+    _engine, jobs, sync, workspace = _agent_parts(tmp_path, "workspace")
     sync.configure(
         {"repository": str(tmp_path / "repo"), "secret": SECRET, "interval_seconds": 3600},
         save=False,
@@ -171,12 +177,7 @@ def test_network_bytes_leave_out_loopback(tmp_path):
 @pytest.fixture
 def standby(tmp_path: Path):
     """A standby's agent serving a workspace (promoted), on a local repository."""
-    Repository.init(LocalStore(tmp_path / "repo"), SECRET, kdf_cost=2**10)
-    workspace = tmp_path / "standby-workspace"
-    workspace.mkdir()
-    engine = LibraryEngine()
-    jobs = Jobs(engine, workspace)
-    sync = Sync(engine, workspace, tmp_path / "state", jobs)
+    engine, jobs, sync, workspace = _agent_parts(tmp_path, "standby-workspace")
     follow = Follow(engine, workspace, tmp_path / "state", sync, fence=jobs.fence)
     args = {
         "repository": str(tmp_path / "repo"),
