@@ -52,6 +52,8 @@ test: $(VENV)/.installed-dev chromium
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	# The import contract (pyproject.toml, [tool.importlinter]); agent/ first, so the agent read is this tree's.
+	PYTHONPATH=agent $(VENV)/bin/lint-imports
 	DUMONT_HOME=$(CURDIR)/var/lint SECRET_KEY=lint-only $(PY) manage.py makemigrations --check --dry-run
 
 fmt: $(VENV)/.installed-dev
