@@ -5,7 +5,7 @@ from django.db import transaction
 
 from accounts.models import AuditLog
 from accounts.services import record_audit
-from instances import services
+from instances import moves
 from instances.exceptions import InvalidTransition
 from instances.models import AgentCommand, Failover, Instance, InstanceEvent, Standby
 
@@ -90,19 +90,19 @@ def _support_action(description: str, audit_action: str, apply):
 force_stop = _support_action(
     "Force stop (hibernate)",
     AuditLog.Action.INSTANCE_FORCE_STOPPED,
-    lambda instance, actor: services.hibernate_instance(
+    lambda instance, actor: moves.hibernate_instance(
         instance, actor=actor, reason="stopped by support"
     ),
 )
 retry_provision = _support_action(
     "Retry provisioning",
     AuditLog.Action.INSTANCE_PROVISION_RETRIED,
-    lambda instance, actor: services.retry_provision(instance, actor=actor),
+    lambda instance, actor: moves.retry_provision(instance, actor=actor),
 )
 mark_error = _support_action(
     "Mark error",
     AuditLog.Action.INSTANCE_MARKED_ERROR,
-    lambda instance, actor: services.mark_error(instance, actor=actor, reason="marked by support"),
+    lambda instance, actor: moves.mark_error(instance, actor=actor, reason="marked by support"),
 )
 
 

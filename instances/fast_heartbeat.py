@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from instances import heartbeats, services
+from instances import agent_channel, heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ class HeartbeatFastLane:
             beat = heartbeats.beat_of(await cursor.fetchone())
         if beat is None:
             return await _respond(send, 401, {"code": "invalid_token", "detail": _UNKNOWN})
-        if services.needs_completion(beat):
-            reply = await sync_to_async(services.complete_heartbeat)(beat, [], now)
+        if agent_channel.needs_completion(beat):
+            reply = await sync_to_async(agent_channel.complete_heartbeat)(beat, [], now)
             status, commands = reply.status, reply.commands
         else:
             status, commands = beat.status, []

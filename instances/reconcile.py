@@ -17,9 +17,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from instances import recovery, services, standby, tasks_queue
+from instances import recovery, standby, tasks_queue
 from instances.exceptions import InvalidTransition
 from instances.models import Instance, Standby
+from instances.moves import mark_error
 from instances.providers import get_provider
 from instances.providers.base import Machine, MachineNotFound, MachineState, ProviderError
 from instances.transitions import TRANSITIONAL
@@ -99,7 +100,7 @@ def _unstick(report: ReconcileReport) -> None:
         if instance.status_changed_at < give_up_before:
             minutes = round((now - instance.status_changed_at).total_seconds() / 60, 1)
             try:
-                services.mark_error(
+                mark_error(
                     instance,
                     actor="reconcile",
                     reason=f"stuck in {instance.status} for {minutes} min",

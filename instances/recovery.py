@@ -7,8 +7,9 @@ agent restores the newest sync before the instance is `running` again. Where no 
 disk is kept (hibernation stops instead of releasing), so nothing is released unsaved.
 
 Failover: running → failing_over (the lost machine is destroyed: no split brain, no bill) →
-[on_standby, when the plan has a standby] → recovering (a new GPU avoiding the failed host) →
-running once the latest sync is restored. Each failover records RPO and RTO (models.Failover).
+[on_standby, when the plan has a standby] → recovering (steps.recover rents a new GPU avoiding
+the failed host) → running once the latest sync is restored. Each failover records RPO and RTO
+(models.Failover).
 """
 
 import logging
@@ -19,10 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from instances import commands as agent_commands
 from instances import standby, tasks_queue
+from instances.commands import abandon_queued_commands, queue_command
 from instances.exceptions import InvalidTransition
-from instances.models import AgentCommand, Failover, Instance
+from instances.models import AgentCommand, Failover, Instance, Standby
 from instances.spot_hooks import record_interruption
 from instances.transitions import transition
 
@@ -68,8 +69,6 @@ def agent_booted(instance_id: str) -> str:
             state__in=[AgentCommand.State.QUEUED, AgentCommand.State.SENT],
         )
         if not pending.exists():
-            from instances.services import queue_command
-
             queue_command(
                 instance,
                 RESTORE_LATEST,
@@ -158,8 +157,6 @@ def _serving_again(instance: Instance) -> None:
 def start_hibernation(instance: Instance) -> None:
     """In the hibernate transaction: ask the agent for a final sync; the stop step follows its
     result (or, if the agent never answers, reconcile's retry of the step)."""
-    from instances.services import queue_command
-
     queue_command(instance, FINAL_SYNC)
 
 
@@ -236,8 +233,6 @@ def fail_over(instance_id: str, *, reason: str, at: datetime | None = None) -> F
             restore_snapshot_id=instance.last_sync_snapshot_id,
         )
         if lost_machine:
-            from instances.services import abandon_queued_commands
-
             abandon_queued_commands(instance, f"the machine was lost: {reason}"[:300], at)
             tasks_queue.after_commit("destroy_machine", lost_machine)
         # With a healthy standby, its promotion sends the recover step (users are served
@@ -245,31 +240,6 @@ def fail_over(instance_id: str, *, reason: str, at: datetime | None = None) -> F
         if not standby.promote_for(instance, at):
             tasks_queue.after_commit("recover", instance.pk)
     return failover
-
-
-def recover(instance_id: str) -> None:
-    """failing_over → recovering → a new GPU (not the failed host), which restores the sync."""
-    from instances.services import acquire_machine
-
-    instance = Instance.objects.get(pk=instance_id)
-    if instance.status in (Status.FAILING_OVER, Status.ON_STANDBY):
-        transition(
-            instance,
-            Status.RECOVERING,
-            reason="looking for a new GPU",
-            actor="failover",
-            expected_from={instance.status},
-            **new_provision_key(instance),
-        )
-    if instance.status != Status.RECOVERING or instance.provider_id:
-        return
-    failed = set(
-        Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS)
-        .exclude(failed_offer_id="")
-        .values_list("failed_offer_id", flat=True)
-    )
-    if not acquire_machine(instance, exclude_offer_ids=frozenset(failed), any_region=True):
-        raise NoReplacement(f"no {instance.gpu} offer under the maximum price right now")
 
 
 def machine_vanished_while_booting(instance_id: str, provider_id: str, state: str) -> str:
@@ -292,10 +262,6 @@ def machine_vanished_while_booting(instance_id: str, provider_id: str, state: st
         Instance.objects.filter(pk=instance.pk).update(**fields)
     logger.info("%s: machine %s %s while booting; replacing it", instance_id, provider_id, state)
     return instance.status
-
-
-class NoReplacement(Exception):
-    """No GPU offer to recover on yet; the task retries (reconcile resends it too)."""
 
 
 def new_provision_key(instance: Instance) -> dict:
@@ -321,6 +287,62 @@ def check_machine_lost(
         return None
 
 
+# --- The standby's part in a failover ------------------------------------------------------
+
+
+def promoted(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
+    """Command hook: the standby caught up and serves (→ on_standby), or could not."""
+    standby = Standby.objects.select_for_update().get(pk=command.standby_id)
+    instance = Instance.objects.select_for_update().get(pk=command.instance_id)
+    if not ok:
+        logger.warning("standby %s could not serve %s: %s", standby.pk, instance.pk, detail)
+        if instance.status == Status.FAILING_OVER:
+            tasks_queue.after_commit("recover", instance.pk)
+        return
+    now = timezone.now()
+    standby.status = Standby.Status.SERVING
+    standby.followed_snapshot_id = str(result.get("snapshot_id", standby.followed_snapshot_id))
+    standby.save(update_fields=["status", "followed_snapshot_id"])
+    failover = Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS)
+    failover = failover.select_for_update().first()
+    if failover is not None:
+        measured_rpo(failover, result)
+        failover.standby_serving_at = now
+        failover.rto_standby_seconds = round((now - failover.interrupted_at).total_seconds(), 3)
+        failover.save(update_fields=["standby_serving_at", "rto_standby_seconds"])
+    Instance.objects.filter(pk=instance.pk).update(is_on_standby=True)
+    if instance.status == Status.FAILING_OVER:
+        where = f"{standby.region} CPU standby"
+        transition(instance, Status.ON_STANDBY, reason=f"serving on the {where}", actor="failover")
+        tasks_queue.after_commit("recover", instance.pk)
+
+
+def demoted(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
+    """Command hook: the standby's final sync is the one the new GPU restores."""
+    standby = Standby.objects.select_for_update().get(pk=command.standby_id)
+    instance = Instance.objects.select_for_update().get(pk=command.instance_id)
+    snapshot_id = str(result.get("snapshot_id") or "") if ok else ""
+    if snapshot_id:
+        instance.restore_snapshot_id = snapshot_id
+        instance.last_sync_snapshot_id = snapshot_id
+        instance.needs_restore = True
+        instance.save(
+            update_fields=["restore_snapshot_id", "last_sync_snapshot_id", "needs_restore"]
+        )
+    else:
+        logger.warning(
+            "standby %s final sync failed (%s); restoring the GPU's last", standby, detail
+        )
+    standby.status = Standby.Status.FOLLOWING
+    standby.save(update_fields=["status"])
+    if instance.status == Status.RECOVERING and instance.provider_id and instance.needs_restore:
+        # The standby's final sync exactly (no instance_tag: not "the newest").
+        queue_command(instance, RESTORE_LATEST, {"snapshot_id": instance.restore_snapshot_id})
+
+
+# --- Transition hooks ------------------------------------------------------------------------
+
+
 def stop_machine_in_error(instance: Instance, event) -> None:
     """Transition hook: an instance in `error` must not leave a GPU running unbilled; its
     machine is stopped (disk kept, for the person or the retry that acts next)."""
@@ -335,16 +357,3 @@ def close_abandoned_failover(instance: Instance, event) -> None:
         Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS).update(
             status=Failover.Status.FAILED
         )
-
-
-def register() -> None:
-    from instances.transitions import register_transition_hook
-
-    register_transition_hook(stop_machine_in_error)
-    register_transition_hook(close_abandoned_failover)
-    agent_commands.register_command_hooks(
-        RESTORE_LATEST, agent_commands.CommandHooks(on_result=restore_finished)
-    )
-    agent_commands.register_command_hooks(
-        FINAL_SYNC, agent_commands.CommandHooks(on_result=final_sync_finished)
-    )

@@ -6,6 +6,8 @@ the new GPU is up, the standby makes a final sync (`demote`), the GPU restores i
 standby goes back to following. The standby is created when its instance first runs, stopped
 while it hibernates, deleted with it, recreated in the next region when its VM is lost, and its
 hours are billed (billing.metering standby intervals).
+
+What the instance does on the results of `promote` and `demote` is the failover's (recovery.py).
 """
 
 import logging
@@ -13,15 +15,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from billing import metering as billing_metering
 from billing.entitlements import entitlements_of
-from instances import commands as agent_commands
 from instances import tasks_queue
 from instances.agent_tokens import hash_agent_token, standby_token
+from instances.commands import arguments_for, finish_commands
 from instances.exceptions import UnknownAgent
-from instances.models import AgentCommand, Failover, Instance, InstanceEvent, Standby
+from instances.models import AgentCommand, Instance, InstanceEvent, Standby
 from instances.providers import get_standby_provider
 from instances.providers.base import MachineNotFound, MachineState, StandbySpec
 from spot.catalog import REGIONS
@@ -232,37 +233,6 @@ def promote_for(instance: Instance, now: datetime) -> bool:
     return True
 
 
-def promoted(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
-    """Command hook: the standby caught up and serves (→ on_standby), or could not."""
-    from instances.transitions import transition
-
-    standby = Standby.objects.select_for_update().get(pk=command.standby_id)
-    instance = Instance.objects.select_for_update().get(pk=command.instance_id)
-    if not ok:
-        logger.warning("standby %s could not serve %s: %s", standby.pk, instance.pk, detail)
-        if instance.status == Status.FAILING_OVER:
-            tasks_queue.after_commit("recover", instance.pk)
-        return
-    now = timezone.now()
-    standby.status = Standby.Status.SERVING
-    standby.followed_snapshot_id = str(result.get("snapshot_id", standby.followed_snapshot_id))
-    standby.save(update_fields=["status", "followed_snapshot_id"])
-    failover = Failover.objects.filter(instance=instance, status=Failover.Status.IN_PROGRESS)
-    failover = failover.select_for_update().first()
-    if failover is not None:
-        from instances.recovery import measured_rpo
-
-        measured_rpo(failover, result)
-        failover.standby_serving_at = now
-        failover.rto_standby_seconds = round((now - failover.interrupted_at).total_seconds(), 3)
-        failover.save(update_fields=["standby_serving_at", "rto_standby_seconds"])
-    Instance.objects.filter(pk=instance.pk).update(is_on_standby=True)
-    if instance.status == Status.FAILING_OVER:
-        where = f"{standby.region} CPU standby"
-        transition(instance, Status.ON_STANDBY, reason=f"serving on the {where}", actor="failover")
-        tasks_queue.after_commit("recover", instance.pk)
-
-
 def demote_if_serving(instance: Instance) -> bool:
     """The new GPU is up: if users are on the standby, ask it for a final sync first (the GPU
     restores that). True when the GPU must wait for it."""
@@ -277,32 +247,6 @@ def demote_if_serving(instance: Instance) -> bool:
     return True
 
 
-def demoted(command: AgentCommand, ok: bool, detail: str, result: dict) -> None:
-    """Command hook: the standby's final sync is the one the new GPU restores."""
-    from instances.recovery import RESTORE_LATEST
-    from instances.services import queue_command
-
-    standby = Standby.objects.select_for_update().get(pk=command.standby_id)
-    instance = Instance.objects.select_for_update().get(pk=command.instance_id)
-    snapshot_id = str(result.get("snapshot_id") or "") if ok else ""
-    if snapshot_id:
-        instance.restore_snapshot_id = snapshot_id
-        instance.last_sync_snapshot_id = snapshot_id
-        instance.needs_restore = True
-        instance.save(
-            update_fields=["restore_snapshot_id", "last_sync_snapshot_id", "needs_restore"]
-        )
-    else:
-        logger.warning(
-            "standby %s final sync failed (%s); restoring the GPU's last", standby, detail
-        )
-    standby.status = Standby.Status.FOLLOWING
-    standby.save(update_fields=["status"])
-    if instance.status == Status.RECOVERING and instance.provider_id and instance.needs_restore:
-        # The standby's final sync exactly (no instance_tag: not "the newest").
-        queue_command(instance, RESTORE_LATEST, {"snapshot_id": instance.restore_snapshot_id})
-
-
 # --- The standby's agent -------------------------------------------------------------------------
 
 
@@ -315,8 +259,6 @@ def record_heartbeat(
     now: datetime,
 ) -> tuple[str, list[dict]]:
     """A beat of a standby's agent: (its status, the commands for it)."""
-    from instances.services import finish_commands
-
     standby = Standby.objects.filter(
         agent_token_hash=hash_agent_token(token), status__in=LIVE
     ).first()
@@ -347,13 +289,6 @@ def record_heartbeat(
         AgentCommand.objects.filter(pk__in=[c.pk for c in queued]).update(
             state=AgentCommand.State.SENT, sent_at=now
         )
-    commands = [
-        {"id": c.pk, "kind": c.kind, "args": agent_commands.arguments_for(c)} for c in queued
-    ]
+    commands = [{"id": c.pk, "kind": c.kind, "args": arguments_for(c)} for c in queued]
     standby.refresh_from_db(fields=["status"])
     return standby.status, commands
-
-
-def register() -> None:
-    agent_commands.register_command_hooks(PROMOTE, agent_commands.CommandHooks(on_result=promoted))
-    agent_commands.register_command_hooks(DEMOTE, agent_commands.CommandHooks(on_result=demoted))

@@ -1,4 +1,4 @@
-"""Celery entry points: each takes an id, reloads the row and calls a service step.
+"""Celery entry points: each takes an id, reloads the row and calls a step (steps.py) or a move.
 
 Every step is idempotent (it checks the status first, and the provider call carries an
 idempotency key or is itself idempotent), so acks_late redelivery and duplicates are harmless.
@@ -12,7 +12,7 @@ import logging
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
-from instances import idle, recovery, services, standby
+from instances import idle, moves, recovery, standby, steps
 from instances.exceptions import InvalidTransition
 from instances.models import Instance
 from instances.providers import get_provider, get_standby_provider
@@ -39,7 +39,7 @@ def _run_step(step, instance_id: str, what: str) -> None:
     except ProviderError as error:
         logger.warning("%s of %s failed: %s", what, instance_id, error)
         with contextlib.suppress(InvalidTransition):
-            services.mark_error(
+            moves.mark_error(
                 Instance.objects.get(pk=instance_id), actor="system", reason=f"{what}: {error}"
             )
 
@@ -47,33 +47,33 @@ def _run_step(step, instance_id: str, what: str) -> None:
 @shared_task(**STEP_OPTIONS)
 def provision(instance_id: str) -> None:
     """Find an offer and create the machine for a pending instance."""
-    _run_step(services.provision, instance_id, "provisioning failed")
+    _run_step(steps.provision, instance_id, "provisioning failed")
 
 
 @shared_task(**STEP_OPTIONS)
 def stop(instance_id: str) -> None:
     """Stop the machine of a hibernating instance."""
-    _run_step(services.stop, instance_id, "stopping the machine failed")
+    _run_step(steps.stop, instance_id, "stopping the machine failed")
 
 
 @shared_task(**STEP_OPTIONS)
 def start(instance_id: str) -> None:
     """Start the machine of a waking instance."""
-    _run_step(services.start, instance_id, "starting the machine failed")
+    _run_step(steps.start, instance_id, "starting the machine failed")
 
 
 @shared_task(**STEP_OPTIONS)
 def destroy(instance_id: str) -> None:
     """Destroy the machine of a deleting instance."""
-    _run_step(services.destroy, instance_id, "destroying the machine failed")
+    _run_step(steps.destroy, instance_id, "destroying the machine failed")
 
 
-@shared_task(**{**STEP_OPTIONS, "autoretry_for": (TransientProviderError, recovery.NoReplacement)})
+@shared_task(**{**STEP_OPTIONS, "autoretry_for": (TransientProviderError, steps.NoReplacement)})
 def recover(instance_id: str) -> None:
     """Get a failed-over instance a new GPU (retried while the market has none)."""
     # InvalidTransition: it moved on meanwhile (deleted, or another worker recovered it).
     with contextlib.suppress(InvalidTransition):
-        _run_step(recovery.recover, instance_id, "recovering on a new GPU failed")
+        _run_step(steps.recover, instance_id, "recovering on a new GPU failed")
 
 
 @shared_task(**STEP_OPTIONS)
@@ -149,7 +149,7 @@ def hibernate_idle() -> list[str]:
         threshold = tenant_settings.idle_threshold_percent if tenant_settings else 5
         minutes = tenant_settings.idle_minutes if tenant_settings else idle.DEFAULT_IDLE_MINUTES
         with contextlib.suppress(InvalidTransition):
-            services.hibernate_instance(
+            moves.hibernate_instance(
                 instance,
                 actor="auto-hibernate",
                 reason=f"GPU under {threshold}% for {minutes} min",

@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from billing.storage import report_stored_bytes
 from dumont.live import push_after_commit
+from instances.commands import queue_command
 from instances.models import AgentCommand, Instance, InstanceEvent
+from instances.moves import InstanceRequest, create_instance
 from instances.recovery import RESTORE_LATEST
-from instances.services import InstanceRequest, create_instance, queue_command
 from snapshots import repositories, storage_tokens
 from snapshots.exceptions import InstanceNotRunning, SnapshotBusy, SnapshotNotReady
 from snapshots.models import Restore, Snapshot, SnapshotRepository

@@ -7,7 +7,7 @@ from django_celery_beat.models import PeriodicTask
 
 from accounts.models import ApiToken, AuditLog, SshKey, Tenant, User
 from accounts.tests.factories import UserFactory
-from instances.services import queue_command
+from instances.commands import queue_command
 from instances.tests.factories import InstanceFactory
 from instances.transitions import transition
 

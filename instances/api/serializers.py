@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from billing.money import micros_to_usd, usd_to_micros
 from instances.models import AgentCommand, Failover, Instance, InstanceEvent, Region, Standby
-from instances.services import InstanceRequest
+from instances.moves import InstanceRequest
 
 
 class InstanceCreateSerializer(serializers.Serializer):

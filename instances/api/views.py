@@ -13,7 +13,7 @@ from accounts.models import SshKey
 from accounts.tenancy import TenantScopedViewSet
 from billing.exceptions import InsufficientCredits
 from dumont.schema import errors
-from instances import services, standby
+from instances import agent_channel, moves, standby
 from instances.agent_tokens import STANDBY_TOKEN_PREFIX
 from instances.api import serializers
 from instances.exceptions import InvalidTransition, ProviderUnavailable, UnknownAgent
@@ -59,7 +59,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     def create(self, request):
         form = serializers.InstanceCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        instance = services.create_instance(
+        instance = moves.create_instance(
             self.context.tenant,
             serializers.instance_request(form.validated_data),
             actor=actor_of(self.context),
@@ -72,7 +72,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     )
     def destroy(self, request, pk=None):
         instance = self.get_object()
-        services.delete_instance(instance, actor=actor_of(self.context))
+        moves.delete_instance(instance, actor=actor_of(self.context))
         return self._accepted(instance)
 
     @extend_schema(
@@ -83,7 +83,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     @action(detail=True, methods=["post"])
     def hibernate(self, request, pk=None):
         instance = self.get_object()
-        services.hibernate_instance(instance, actor=actor_of(self.context))
+        moves.hibernate_instance(instance, actor=actor_of(self.context))
         return self._accepted(instance)
 
     @extend_schema(
@@ -97,7 +97,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     @action(detail=True, methods=["post"])
     def wake(self, request, pk=None):
         instance = self.get_object()
-        services.wake_instance(instance, actor=actor_of(self.context))
+        moves.wake_instance(instance, actor=actor_of(self.context))
         return self._accepted(instance)
 
     @extend_schema(
@@ -131,7 +131,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     @action(detail=True, methods=["post"], url_path="simulate-interruption")
     def simulate_interruption(self, request, pk=None):
         instance = self.get_object()
-        services.simulate_interruption(instance, context=self.context)
+        moves.simulate_interruption(instance, context=self.context)
         return self._accepted(instance)
 
 
@@ -173,7 +173,7 @@ class HeartbeatView(APIView):
                     "commands": commands,
                 }
             )
-        reply = services.record_heartbeat(
+        reply = agent_channel.record_heartbeat(
             header[1].decode("ascii", errors="replace"),
             gpu_utilization_percent=form.validated_data["gpu_utilization_percent"],
             command_results=form.validated_data.get("command_results", []),

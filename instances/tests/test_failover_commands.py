@@ -4,7 +4,8 @@ and the new GPU is told to sync in the reply to the beat that reports its restor
 import pytest
 from django.utils import timezone
 
-from instances import recovery, services
+from instances import recovery
+from instances.commands import queue_command
 from instances.models import AgentCommand, Instance
 from instances.tests.factories import InstanceFactory
 from instances.tests.test_heartbeat import _agent, _beat
@@ -17,7 +18,7 @@ def test_a_command_queued_for_a_lost_machine_fails_and_never_reaches_the_next_on
     instance = InstanceFactory(
         status=Status.RUNNING, provider_id="m-lost", last_sync_snapshot_id="a" * 32
     )
-    stale = services.queue_command(instance, "sync", {"interval_seconds": 2})
+    stale = queue_command(instance, "sync", {"interval_seconds": 2})
 
     recovery.fail_over(instance.pk, reason="the provider reports the machine interrupted")
 

@@ -9,7 +9,7 @@ from channels.testing import HttpCommunicator
 from django.db import connections
 
 from dumont.asgi import django_application
-from instances import services
+from instances import commands
 from instances.agent_tokens import agent_token, hash_agent_token
 from instances.fast_heartbeat import HeartbeatFastLane
 from instances.models import AgentCommand, Instance
@@ -81,7 +81,7 @@ async def test_the_first_beat_of_a_booting_machine_makes_it_running(lane):
 
 async def test_queued_commands_come_back_in_the_fast_lane_too(lane):
     instance, token = await _instance()
-    command = await sync_to_async(services.queue_command)(instance, "ping")
+    command = await sync_to_async(commands.queue_command)(instance, "ping")
 
     _, body = await _beat(lane, token, {"gpu_utilization_percent": 10})
 
@@ -90,7 +90,7 @@ async def test_queued_commands_come_back_in_the_fast_lane_too(lane):
 
 async def test_a_beat_with_command_results_goes_to_the_django_view(lane):
     instance, token = await _instance()
-    command = await sync_to_async(services.queue_command)(instance, "ping")
+    command = await sync_to_async(commands.queue_command)(instance, "ping")
     await _beat(lane, token, {"gpu_utilization_percent": 10})
 
     status, _ = await _beat(

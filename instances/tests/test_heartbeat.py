@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from conftest import wait_until
-from instances import heartbeats, services
+from instances import agent_channel, commands, heartbeats
 from instances.agent_tokens import agent_token, hash_agent_token
 from instances.models import AgentCommand, Instance
 from instances.tests.factories import InstanceFactory
@@ -73,7 +73,7 @@ def test_the_busy_threshold_is_the_tenants_idle_threshold(owner):
 def test_queued_commands_are_handed_out_once_and_their_results_recorded():
     instance = InstanceFactory(status=Status.RUNNING)
     agent = _agent(instance)
-    command = services.queue_command(instance, "ping", {"echo": "hi"})
+    command = commands.queue_command(instance, "ping", {"echo": "hi"})
 
     first = _beat(agent).json()
     second = _beat(agent, command_results=[{"id": command.pk, "ok": True, "detail": "pong"}]).json()
@@ -100,20 +100,20 @@ def test_a_command_queued_while_a_beat_hands_out_commands_still_reaches_the_agen
     instance = InstanceFactory(status=Status.RUNNING)
     agent = _agent(instance)
     token = agent._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
-    services.queue_command(instance, "sync")  # the beat below has commands to hand out
+    commands.queue_command(instance, "sync")  # the beat below has commands to hand out
     beat = heartbeats.ingest(token, 50.0, timezone.now())  # stored before the customer's move
     queued, commit = threading.Event(), threading.Event()
     replies = []
 
     def customer():
         with transaction.atomic():
-            services.queue_command(instance, "final_sync")
+            commands.queue_command(instance, "final_sync")
             queued.set()
             commit.wait(30)
         connection.close()
 
     def answer_the_beat():
-        replies.append(services.complete_heartbeat(beat, [], timezone.now()))
+        replies.append(agent_channel.complete_heartbeat(beat, [], timezone.now()))
         connection.close()
 
     customer_thread = threading.Thread(target=customer)

@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from dumont.celery import app
-from instances import services, tasks
+from instances import moves, steps, tasks
 from instances.models import Instance
 from instances.providers import get_provider
 from instances.providers.base import (
@@ -388,8 +388,8 @@ def test_provisioning_rents_one_machine_and_records_it(vast_market):
     _rtx_4090_offer(vast_market)
     instance = _pending_instance()
 
-    services.provision(instance.pk)
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
+    steps.provision(instance.pk)
 
     instance.refresh_from_db()
     (machine,) = vast_market.machines_labelled(f"dumont:{instance.provision_key}")
@@ -410,7 +410,7 @@ def test_concurrent_duplicate_provision_steps_rent_one_machine(vast_market):
     def provision():
         barrier.wait()
         try:
-            services.provision(instance.pk)
+            steps.provision(instance.pk)
         except Exception as error:  # the test reports any crash of a duplicate
             errors.append(error)
         finally:
@@ -436,8 +436,8 @@ def test_a_provision_retried_after_a_lost_answer_takes_the_same_machine(vast_mar
     instance = _pending_instance()
 
     with pytest.raises(TransientProviderError):
-        services.provision(instance.pk)  # the task would retry with backoff
-    services.provision(instance.pk)
+        steps.provision(instance.pk)  # the task would retry with backoff
+    steps.provision(instance.pk)
 
     instance.refresh_from_db()
     assert len(vast_market.instances) == 1
@@ -450,7 +450,7 @@ def test_a_machine_rented_by_a_provision_that_then_gave_up_is_destroyed(vast_mar
     vast_market.slow("PUT", r"/api/v0/asks/\d+/", sleep_seconds=1.0)
     instance = _pending_instance()
     with pytest.raises(TransientProviderError):
-        services.provision(instance.pk)  # rented, but the answer was lost
+        steps.provision(instance.pk)  # rented, but the answer was lost
 
     tasks.provision(instance.pk)  # the retry finds no offer left: error
     report = reconcile_all()
@@ -510,13 +510,13 @@ def test_a_stuck_provision_given_up_and_retried_leaves_one_machine(
     _rtx_4090_offer(vast_market)
     _rtx_4090_offer(vast_market, offer_id=102, dph_total=0.5)
     instance = _pending_instance()
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
     first_machine = Instance.objects.get(pk=instance.pk).provider_id
 
     with time_machine.travel(timezone.now() + timedelta(hours=1)):
         report = reconcile_all()  # the machine never booted: give up
     with django_capture_on_commit_callbacks(execute=True):
-        services.retry_provision(Instance.objects.get(pk=instance.pk), actor="support")
+        moves.retry_provision(Instance.objects.get(pk=instance.pk), actor="support")
 
     instance.refresh_from_db()
     assert report.failed == [instance.pk]
@@ -547,7 +547,7 @@ def test_reconcile_adopts_a_machine_whose_provision_died_before_saving(vast_mark
     _rtx_4090_offer(vast_market)
     _rtx_4090_offer(vast_market, offer_id=102, dph_total=0.5)  # provision searches again first
     instance = _pending_instance()
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
     machine_id = Instance.objects.get(pk=instance.pk).provider_id
     Instance.objects.filter(pk=instance.pk).update(provider_id="")  # the worker died here
 

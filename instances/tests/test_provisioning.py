@@ -8,7 +8,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from instances import recovery, services, tasks
+from instances import moves, steps, tasks
 from instances.models import Instance
 from instances.providers import get_provider
 from instances.reconcile import reconcile_all
@@ -30,7 +30,7 @@ def test_duplicated_concurrent_provision_steps_create_one_machine(simulator):
     def provision():
         barrier.wait()
         try:
-            services.provision(instance.pk)
+            steps.provision(instance.pk)
         except Exception as error:  # the test reports any crash of a duplicate
             errors.append(error)
         finally:
@@ -54,8 +54,8 @@ def test_duplicated_concurrent_provision_steps_create_one_machine(simulator):
 def test_a_provision_step_run_again_after_success_changes_nothing(simulator):
     instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
 
-    services.provision(instance.pk)
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
+    steps.provision(instance.pk)
 
     assert len(_machines_for(simulator, instance)) == 1
 
@@ -63,13 +63,13 @@ def test_a_provision_step_run_again_after_success_changes_nothing(simulator):
 @pytest.mark.django_db
 def test_a_machine_created_by_a_task_that_died_before_saving_is_adopted(simulator):
     instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
     machine_id = Instance.objects.get(pk=instance.pk).provider_id
     # The worker died between the provider's answer and our write.
     Instance.objects.filter(pk=instance.pk).update(provider_id="")
 
     report = reconcile_all()
-    services.provision(instance.pk)  # what reconcile sent, run here
+    steps.provision(instance.pk)  # what reconcile sent, run here
 
     assert report.adopted == [machine_id]
     assert Instance.objects.get(pk=instance.pk).provider_id == machine_id
@@ -84,7 +84,7 @@ def _recovering_with_a_new_machine() -> Instance:
         needs_restore=True,
         provision_attempts=1,  # its key is "<id>-1"
     )
-    recovery.recover(instance.pk)
+    steps.recover(instance.pk)
     return instance
 
 
@@ -97,7 +97,7 @@ def test_a_failovers_new_machine_not_yet_saved_is_adopted_not_destroyed(simulato
     Instance.objects.filter(pk=instance.pk).update(provider_id="")  # rented, not yet saved
 
     report = reconcile_all()
-    recovery.recover(instance.pk)  # the step reconcile sent, run here
+    steps.recover(instance.pk)  # the step reconcile sent, run here
 
     assert report.adopted == [machine_id] and report.orphans_destroyed == []
     assert Instance.objects.get(pk=instance.pk).provider_id == machine_id
@@ -112,7 +112,7 @@ def test_a_replacement_machine_that_vanishes_before_it_boots_is_replaced_again(s
     get_provider().destroy(lost.provider_id)  # gone before its agent ever beat
 
     report = reconcile_all()
-    recovery.recover(instance.pk)  # the step reconcile sent, run here
+    steps.recover(instance.pk)  # the step reconcile sent, run here
 
     assert report.resent == [instance.pk]
     instance.refresh_from_db()
@@ -126,7 +126,7 @@ def test_a_replacement_machine_that_vanishes_before_it_boots_is_replaced_again(s
 @pytest.mark.django_db
 def test_reconcile_destroys_a_machine_no_instance_owns(simulator):
     instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
     machine_id = Instance.objects.get(pk=instance.pk).provider_id
     Instance.objects.filter(pk=instance.pk).delete()
 
@@ -159,7 +159,7 @@ def test_an_instance_stuck_in_transit_is_retried_then_put_in_error_with_a_reason
 @pytest.mark.django_db
 def test_a_running_instance_whose_machine_was_taken_back_fails_over(simulator):
     instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
     instance.refresh_from_db()
     lost = instance.provider_id
     Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING)
@@ -215,7 +215,7 @@ def test_a_provider_that_refuses_for_good_puts_the_instance_in_error(simulator):
 def test_a_failover_left_half_done_by_a_dead_worker_is_resumed(simulator, settings):
     settings.INSTANCE_STEP_RETRY_SECONDS = 60
     instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
     Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING)
     simulator.post(f"/v1/machines/{Instance.objects.get(pk=instance.pk).provider_id}/interrupt")
     reconcile_all()  # → failing_over; the recover task it queued is lost with its worker
@@ -223,7 +223,7 @@ def test_a_failover_left_half_done_by_a_dead_worker_is_resumed(simulator, settin
 
     with time_machine.travel(later, tick=False):
         report = reconcile_all()
-    recovery.recover(instance.pk)  # what the resent task runs
+    steps.recover(instance.pk)  # what the resent task runs
 
     assert instance.pk in report.resent
     instance.refresh_from_db()
@@ -234,12 +234,12 @@ def test_a_failover_left_half_done_by_a_dead_worker_is_resumed(simulator, settin
 @pytest.mark.django_db
 def test_a_failover_whose_instance_ends_in_error_is_recorded_failed(simulator):
     instance = InstanceFactory(status=Status.PENDING, max_price_micros=5_000_000)
-    services.provision(instance.pk)
+    steps.provision(instance.pk)
     Instance.objects.filter(pk=instance.pk).update(status=Status.RUNNING)
     simulator.post(f"/v1/machines/{Instance.objects.get(pk=instance.pk).provider_id}/interrupt")
     reconcile_all()
     assert instance.failovers.get().status == "in_progress"
 
-    services.mark_error(Instance.objects.get(pk=instance.pk), actor="system", reason="given up")
+    moves.mark_error(Instance.objects.get(pk=instance.pk), actor="system", reason="given up")
 
     assert instance.failovers.get().status == "failed"

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from billing.money import usd_to_micros
 from dumont.exceptions import DumontError
 from instances.api.views import actor_of
-from instances.services import InstanceRequest
+from instances.moves import InstanceRequest
 from portal.instances import facts
 from portal.instances.forms import RestoreForm
 from portal.instances.refusals import refusal

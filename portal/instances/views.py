@@ -1,7 +1,7 @@
 """The dashboard (a card per instance, live), an instance's page, and the actions on an instance.
 
 Every query goes through the session's tenant; another tenant's instance is a 404 like a
-missing one. Each action calls the service the API's view calls (instances/services.py,
+missing one. Each action calls the service the API's view calls (instances/moves.py,
 snapshots/services.py); their refusals become a sentence for the reader.
 """
 
@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from dumont.exceptions import DumontError
-from instances import services
+from instances import moves
 from instances.api.views import actor_of
 from instances.models import Failover, Instance, InstanceEvent
 from portal.instances import facts
@@ -114,9 +114,9 @@ def _back(request, fallback: str):
 
 
 ACTIONS = {
-    "hibernate": (services.hibernate_instance, gettext_lazy("Hibernating “%(name)s”.")),
-    "wake": (services.wake_instance, gettext_lazy("Waking “%(name)s”.")),
-    "delete": (services.delete_instance, gettext_lazy("Deleting “%(name)s”.")),
+    "hibernate": (moves.hibernate_instance, gettext_lazy("Hibernating “%(name)s”.")),
+    "wake": (moves.wake_instance, gettext_lazy("Waking “%(name)s”.")),
+    "delete": (moves.delete_instance, gettext_lazy("Deleting “%(name)s”.")),
 }
 
 

@@ -2,7 +2,7 @@
 market) → SSH keys → confirm with the hourly price and what the balance covers → create.
 
 The choices live in the session between steps (nothing is created before the last step), and
-the last step calls instances.services.create_instance like POST /api/instances does.
+the last step calls instances.moves.create_instance like POST /api/instances does.
 """
 
 from datetime import datetime
@@ -20,7 +20,7 @@ from billing.money import usd_text, usd_to_micros
 from dumont.exceptions import DumontError
 from instances.api.views import actor_of
 from instances.exceptions import NoCapacity, ProviderUnavailable
-from instances.services import InstanceRequest, create_instance, search_offers
+from instances.moves import InstanceRequest, create_instance, search_offers
 from portal.instances.facts import cents_text
 from portal.instances.forms import MachineForm, SshKeysForm, WorkloadForm
 from portal.instances.refusals import refusal
