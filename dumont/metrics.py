@@ -1,4 +1,4 @@
-"""Prometheus metrics at GET /metrics (README, "Metrics"; OPERATIONS.md, "What to watch").
+"""Prometheus metrics at GET /metrics (docs/PRODUCTION.md; OPERATIONS.md, "What to watch").
 
 Two kinds, chosen by where the truth lives:
 - What happens inside one process (HTTP requests and database queries from django-prometheus,

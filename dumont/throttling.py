@@ -1,4 +1,4 @@
-"""The API's general rate limits: per client address and per token (README, "Limits").
+"""The API's general rate limits, per client address and per token (docs/CONFIGURATION.md).
 
 The address limit runs as middleware, before authentication, so guessing tokens or hammering a
 404 is limited too; the token limit is a DRF throttle, since only an authenticated request has

@@ -4,7 +4,7 @@ Thousands of agents beat every few seconds, so a beat must not cost an authentic
 update and a settings lookup. The statement finds the instance by its agent token's hash (an
 indexed column), stores the utilisation and the beat time, moves `last_busy_at` when the machine
 is in use (the GPU at or above the tenant's idle threshold, or the other activity the agent
-reports: see `is_in_use`), and returns what the reply needs. The idle sweep ([D])
+reports: see `is_in_use`), and returns what the reply needs. The idle sweep (idle.py)
 then reads `last_heartbeat_at` / `last_busy_at` without scanning any history. UPDATE ... RETURNING
 runs on Postgres and on SQLite >= 3.35 (the embedded default).
 """

@@ -70,7 +70,7 @@ def _wait_for_status(url: str, token: str, status: str, timeout_seconds: float =
 
 
 def _instance_life(base_url: str, token: str, other_token: str) -> list[str]:
-    """The issue's "done when": create, run, hibernate, wake, delete, read the events."""
+    """What a customer does first: create, run, hibernate, wake, delete, read the events."""
     status, created = _call(
         "POST",
         f"{base_url}/api/instances",
@@ -102,7 +102,7 @@ def _top_up(base_url: str, token: str) -> tuple[str, str]:
     pay = urllib.request.Request(checkout["url"], data=b"action=pay", method="POST")
     try:
         urllib.request.urlopen(pay, timeout=10).close()
-    except urllib.error.HTTPError as redirect:  # the success page is the portal's ([G])
+    except urllib.error.HTTPError as redirect:  # the success page is the portal's
         assert redirect.code in (303, 404), redirect.code
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

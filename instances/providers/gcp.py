@@ -1,4 +1,4 @@
-"""GcpStandbyProvider: CPU standby VMs as Compute Engine SPOT instances (issue [D]).
+"""GcpStandbyProvider: CPU standby VMs as Compute Engine SPOT instances.
 
 google-cloud-compute's `InstancesClient` over the REST transport (no gRPC channel to keep per
 worker), and `ZoneOperationsClient.get` to follow each operation ourselves with a bounded wait

@@ -1,4 +1,4 @@
-"""VastProvider: the GpuProvider of the Vast.ai marketplace, over its REST API (issue [D]).
+"""VastProvider: the GpuProvider of the Vast.ai marketplace, over its REST API.
 
 Why httpx and not the `vastai` package: `vastai` is the CLI (its SDK wraps the CLI commands),
 prints its results, reads the key from a file in $HOME and retries 429s on its own with sleeps

@@ -1,4 +1,4 @@
-"""The issue's journey in a real browser against the live system: sign up → the trial credit
+"""A new customer's journey in a real browser against the live system: sign up → the trial credit
 is shown → create an instance in the wizard → its card turns running without a reload →
 hibernate it → add an SSH key → create an API token (and use it).
 
